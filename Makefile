@@ -1,0 +1,52 @@
+# The front door: `make run` runs the pipeline locally, `make test` runs every test.
+# Both set themselves up (the emulators come with the Google Cloud CLI).
+
+GO      ?= go
+PKGS    ?= ./...
+TIMEOUT ?= 15m
+
+.PHONY: all build test test-short lint fmt vet run fuzz bench terraform-check help
+
+all: lint test
+
+help:
+	@echo "make run              run the local pipeline (emulators, functions, connector, fake Twitch)"
+	@echo "make test             run every test against the real emulators"
+	@echo "make lint             gofmt + go vet"
+	@echo "make fuzz             run each fuzz target for FUZZTIME (default 30s)"
+	@echo "make bench            run the Go benchmarks"
+	@echo "make terraform-check  terraform fmt, offline validate, tflint"
+
+build:
+	$(GO) build $(PKGS)
+
+## test: all tests, with one Pub/Sub and one Firestore emulator shared by every package.
+test:
+	$(GO) run ./infra/cmd/withemulators -- $(GO) test -count=1 -timeout $(TIMEOUT) $(PKGS)
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+FUZZTIME ?= 30s
+## fuzz: every fuzz target, FUZZTIME each (crashers land in testdata/fuzz and become regression tests).
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) run ./infra/cmd/withemulators -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+run:
+	$(GO) run ./infra/cmd/local
+
+terraform-check:
+	bash terraform/check.sh

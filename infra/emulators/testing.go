@@ -1,0 +1,56 @@
+package emulators
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// RunTests is a TestMain body: it makes sure the named emulators are running, runs the
+// tests, and stops what it started. An emulator already named by its environment
+// variable (make test starts both once for all packages) is reused. When an emulator
+// cannot be started the tests fail with a message saying what to install; they never
+// skip.
+//
+//	func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.Firestore)) }
+func RunTests(m *testing.M, kinds ...Kind) int {
+	var started []*Emulator
+	defer func() {
+		for _, e := range started {
+			e.Stop()
+		}
+	}()
+	for _, k := range kinds {
+		if os.Getenv(k.EnvVar()) != "" {
+			continue
+		}
+		e, err := Start(context.Background(), k)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: cannot start the %s emulator: %v\n", k, err)
+			return 1
+		}
+		started = append(started, e)
+		os.Setenv(k.EnvVar(), e.Host)
+	}
+	return m.Run()
+}
+
+var projectSeq atomic.Int64
+
+var nonID = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// ProjectID returns a project id unique to this test run and test. Both emulators keep
+// projects apart, so tests that use their own project need no clean-up and can run in
+// parallel.
+func ProjectID(t testing.TB) string {
+	name := strings.ToLower(nonID.ReplaceAllString(strings.ToLower(t.Name()), "-"))
+	if len(name) > 12 {
+		name = name[:12]
+	}
+	return fmt.Sprintf("t-%s-%d-%d", strings.Trim(name, "-"), time.Now().UnixNano()%1e9, projectSeq.Add(1))
+}

@@ -1,0 +1,143 @@
+// Package bus publishes to Google Cloud Pub/Sub (cloud.google.com/go/pubsub/v2) and
+// creates the topics and subscriptions local runs and tests need. Every publish is
+// awaited (or its result handed back to be awaited) and every error is classified
+// with package fault, so callers decide retry or give-up without reading strings.
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
+)
+
+// NewClient connects to Pub/Sub for project. With PUBSUB_EMULATOR_HOST set the client
+// library talks to the emulator without credentials.
+func NewClient(ctx context.Context, project string) (*pubsub.Client, error) {
+	c, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub client for project %s: %w", project, err)
+	}
+	return c, nil
+}
+
+// Publisher publishes to any number of topics, keeping one pubsub.Publisher (and its
+// batching goroutines) per topic for the life of the process.
+type Publisher struct {
+	client   *pubsub.Client
+	settings pubsub.PublishSettings
+
+	mu   sync.Mutex
+	pubs map[string]*pubsub.Publisher
+}
+
+// NewPublisher returns a Publisher over client. settings nil means
+// pubsub.DefaultPublishSettings.
+func NewPublisher(client *pubsub.Client, settings *pubsub.PublishSettings) *Publisher {
+	s := pubsub.DefaultPublishSettings
+	if settings != nil {
+		s = *settings
+	}
+	return &Publisher{client: client, settings: s, pubs: make(map[string]*pubsub.Publisher)}
+}
+
+func (p *Publisher) publisher(topic string) *pubsub.Publisher {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pub, ok := p.pubs[topic]
+	if !ok {
+		pub = p.client.Publisher(topic)
+		pub.PublishSettings = p.settings
+		p.pubs[topic] = pub
+	}
+	return pub
+}
+
+// Result is a publish in flight.
+type Result struct {
+	topic string
+	r     *pubsub.PublishResult
+}
+
+// Get waits for the server's acknowledgement and returns the message id, or a
+// classified error.
+func (r *Result) Get(ctx context.Context) (string, error) {
+	id, err := r.r.Get(ctx)
+	if err != nil {
+		return "", Classify(fmt.Errorf("publish to %s: %w", r.topic, err))
+	}
+	return id, nil
+}
+
+// Ready is closed when the result is known.
+func (r *Result) Ready() <-chan struct{} { return r.r.Ready() }
+
+// PublishAsync starts publishing data to topic (a topic id, prefix already applied)
+// and returns at once; the message is batched with others.
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, data []byte, attrs map[string]string) *Result {
+	return &Result{topic: topic, r: p.publisher(topic).Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs})}
+}
+
+// Publish publishes data to topic and waits for the acknowledgement.
+func (p *Publisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	return p.PublishAsync(ctx, topic, data, attrs).Get(ctx)
+}
+
+// PublishJSON encodes v as JSON and publishes it to topic, waiting for the
+// acknowledgement.
+func (p *Publisher) PublishJSON(ctx context.Context, topic string, v any, attrs map[string]string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fault.Wrap(fault.Invalid, "ENCODE_FAILED", err, "encode message for %s", topic)
+	}
+	return p.Publish(ctx, topic, b, attrs)
+}
+
+// Close flushes pending messages and stops every topic's publisher.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	pubs := p.pubs
+	p.pubs = make(map[string]*pubsub.Publisher)
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pub := range pubs {
+		wg.Add(1)
+		go func() { defer wg.Done(); pub.Stop() }()
+	}
+	wg.Wait()
+}
+
+// Classify wraps a Pub/Sub error in a fault.Error by its gRPC status: unavailable,
+// deadline, exhausted, aborted and internal errors are transient; a missing topic or
+// a permission problem is permanent until someone fixes the deployment; an invalid
+// argument (a message too large) is invalid input.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fault.Wrap(fault.Transient, "PUBSUB_TIMEOUT", err, "pubsub")
+	}
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.NotFound:
+		return fault.Wrap(fault.Permanent, "PUBSUB_NOT_FOUND", err, "pubsub")
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return fault.Wrap(fault.Permanent, "PUBSUB_PERMISSION_DENIED", err, "pubsub")
+	case codes.InvalidArgument:
+		return fault.Wrap(fault.Invalid, "PUBSUB_INVALID_ARGUMENT", err, "pubsub")
+	default:
+		return fault.Wrap(fault.Transient, "PUBSUB_UNAVAILABLE", err, "pubsub")
+	}
+}

@@ -1,0 +1,61 @@
+package bus
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/fault"
+)
+
+func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.PubSub)) }
+
+func TestPublishAndCollectOnEmulator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := NewClient(ctx, emulators.ProjectID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := EnsureTopics(ctx, client, "topic-a", "topic-a"); err != nil {
+		t.Fatalf("ensure twice: %v", err)
+	}
+	if err := EnsureSubscription(ctx, client, SubscriptionSpec{Name: "sub-a", Topic: "topic-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureSubscription(ctx, client, SubscriptionSpec{Name: "sub-a", Topic: "topic-a"}); err != nil {
+		t.Fatalf("ensure subscription twice: %v", err)
+	}
+	p := NewPublisher(client, nil)
+	defer p.Close()
+	id, err := p.PublishJSON(ctx, "topic-a", map[string]int{"n": 1}, map[string]string{"correlationid": "c-1"})
+	if err != nil || id == "" {
+		t.Fatalf("publish: id=%q err=%v", id, err)
+	}
+	got, err := Collect(ctx, client, "sub-a", 1, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got[0].Data) != `{"n":1}` || got[0].Attributes["correlationid"] != "c-1" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestPublishToMissingTopicIsPermanent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := NewClient(ctx, emulators.ProjectID(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	p := NewPublisher(client, nil)
+	defer p.Close()
+	_, err = p.Publish(ctx, "no-such-topic", []byte("x"), nil)
+	if fault.KindOf(err) != fault.Permanent || fault.CodeOf(err, "") != "PUBSUB_NOT_FOUND" {
+		t.Fatalf("want permanent PUBSUB_NOT_FOUND, got %v (%v)", fault.KindOf(err), err)
+	}
+}

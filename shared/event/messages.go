@@ -1,0 +1,183 @@
+package event
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
+)
+
+// Finalize statuses.
+const (
+	StatusSent   = "SENT"
+	StatusFailed = "FAILED"
+)
+
+// TypeEgressDeliver is the `type` attribute of finalize messages.
+const TypeEgressDeliver = "egress.deliver.v1"
+
+// TypeDeadLetter is the `type` of dead-letter messages.
+const TypeDeadLetter = "system.deadletter.v1"
+
+// ErrorInfo is the {code, message} error of finalize and dead-letter messages.
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message,omitempty"`
+}
+
+// FinalizeMessage reports one delivery outcome on internal.persistence.finalize.v1.
+type FinalizeMessage struct {
+	CorrelationID string `json:"correlationId"`
+	// Destination is the topic the egress event arrived on.
+	Destination       string         `json:"destination"`
+	DeliveredAt       string         `json:"deliveredAt"`
+	Status            string         `json:"status"`
+	Error             *ErrorInfo     `json:"error,omitempty"`
+	ProviderMessageID string         `json:"providerMessageId,omitempty"`
+	Candidates        []CandidateV1  `json:"candidates,omitzero"`
+	Annotations       []AnnotationV1 `json:"annotations,omitzero"`
+	// Parts is this edge's addition for chat text split into several messages: one
+	// outcome per part, in order. Upstream ignores it; the finalize function records it.
+	Parts []PartOutcome `json:"parts,omitzero"`
+	Extra Extra         `json:"-"`
+}
+
+// PartOutcome is the outcome of one part of a split delivery.
+type PartOutcome struct {
+	Index             int        `json:"index"`
+	Status            string     `json:"status"`
+	ProviderMessageID string     `json:"providerMessageId,omitempty"`
+	Error             *ErrorInfo `json:"error,omitempty"`
+}
+
+type finalizeMessagePlain FinalizeMessage
+
+var finalizeMessageFields = jsonFields(finalizeMessagePlain{})
+
+// UnmarshalJSON implements json.Unmarshaler, keeping unknown members.
+func (x *FinalizeMessage) UnmarshalJSON(b []byte) error {
+	return unmarshalKeep(b, (*finalizeMessagePlain)(x), &x.Extra, finalizeMessageFields)
+}
+
+// MarshalJSON implements json.Marshaler, writing unknown members back.
+func (x FinalizeMessage) MarshalJSON() ([]byte, error) {
+	return marshalKeep(finalizeMessagePlain(x), x.Extra)
+}
+
+// FinalizeAttributes are the Pub/Sub attributes of a finalize message.
+func FinalizeAttributes(correlationID string) map[string]string {
+	return map[string]string{AttrCorrelationID: correlationID, AttrType: TypeEgressDeliver}
+}
+
+// DeadLetter is a message that could not be processed, on internal.deadletter.v1.
+type DeadLetter struct {
+	CorrelationID string            `json:"correlationId"`
+	Type          string            `json:"type"`
+	Source        string            `json:"source"`
+	Payload       DeadLetterPayload `json:"payload"`
+	// Original is the message as received: its JSON when it was JSON, otherwise a
+	// JSON string holding its base64.
+	Original json.RawMessage `json:"original"`
+}
+
+// DeadLetterPayload says why a message was dead-lettered.
+type DeadLetterPayload struct {
+	Reason       string    `json:"reason"`
+	Error        ErrorInfo `json:"error"`
+	OriginalType string    `json:"originalType"`
+}
+
+// NewDeadLetter builds the dead-letter message for original, which source could not
+// process because of cause. The error code comes from cause's fault classification.
+func NewDeadLetter(source, correlationID, originalType, reason string, cause error, original []byte) DeadLetter {
+	msg := reason
+	if cause != nil {
+		msg = cause.Error()
+	}
+	return DeadLetter{
+		CorrelationID: correlationID,
+		Type:          TypeDeadLetter,
+		Source:        source,
+		Payload: DeadLetterPayload{
+			Reason:       reason,
+			Error:        ErrorInfo{Code: fault.CodeOf(cause, "UNPROCESSABLE"), Message: msg},
+			OriginalType: originalType,
+		},
+		Original: OriginalJSON(original),
+	}
+}
+
+// OriginalJSON keeps b as JSON when it is valid JSON, and as a base64 JSON string
+// otherwise, so a dead letter always carries the exact input.
+func OriginalJSON(b []byte) json.RawMessage {
+	if len(b) > 0 && json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	s, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
+	return s
+}
+
+// DeadLetterAttributes are the Pub/Sub attributes of a dead-letter message.
+func DeadLetterAttributes(d DeadLetter) map[string]string {
+	return map[string]string{
+		AttrType:          TypeDeadLetter,
+		AttrCorrelationID: d.CorrelationID,
+		AttrSource:        d.Source,
+		"reason":          d.Payload.Reason,
+	}
+}
+
+// MaxEventBytes bounds what Decode accepts. Pub/Sub allows 10 MB, but no legitimate
+// BitBrat event comes near 1 MiB; a larger one is refused before decoding.
+const MaxEventBytes = 1 << 20
+
+// Decode parses an InternalEventV2 from untrusted bytes. Every failure is a
+// fault.Invalid error saying what is wrong; it never panics.
+func Decode(b []byte) (*InternalEventV2, error) {
+	if len(b) > MaxEventBytes {
+		return nil, fault.New(fault.Invalid, "EVENT_TOO_LARGE", "event is %d bytes, limit %d", len(b), MaxEventBytes)
+	}
+	var e InternalEventV2
+	if err := json.Unmarshal(b, &e); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" {
+			return nil, fault.Wrap(fault.Invalid, "EVENT_NOT_OBJECT", err, "event is a JSON %s, not an object", typeErr.Value)
+		}
+		if errors.As(err, &typeErr) {
+			return nil, fault.Wrap(fault.Invalid, "EVENT_BAD_FIELD", err, "field %q has the wrong type", typeErr.Field)
+		}
+		return nil, fault.Wrap(fault.Invalid, "EVENT_NOT_JSON", err, "event is not a JSON object")
+	}
+	return &e, nil
+}
+
+// DecodeFinalize parses a finalize message from untrusted bytes (fault.Invalid errors).
+func DecodeFinalize(b []byte) (*FinalizeMessage, error) {
+	if len(b) > MaxEventBytes {
+		return nil, fault.New(fault.Invalid, "EVENT_TOO_LARGE", "message is %d bytes, limit %d", len(b), MaxEventBytes)
+	}
+	var m FinalizeMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fault.Wrap(fault.Invalid, "FINALIZE_NOT_JSON", err, "finalize message is not valid JSON")
+	}
+	return &m, nil
+}
+
+// Timestamp formats t the way upstream's `new Date().toISOString()` does: UTC with
+// millisecond precision.
+func Timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// ParseTimestamp reads an ISO 8601 / RFC 3339 timestamp, with or without fractional
+// seconds (Twitch sends nanoseconds, upstream milliseconds).
+func ParseTimestamp(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("timestamp %q: %w", s, err)
+	}
+	return t, nil
+}

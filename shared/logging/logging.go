@@ -1,0 +1,150 @@
+// Package logging builds the process's slog.Logger: JSON lines with the field names
+// Cloud Logging reads (severity, message, time, logging.googleapis.com/trace), the
+// correlation id of the event being handled on every line, and a last line of defence
+// against secrets reaching a log.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Keys Cloud Logging understands in a JSON log line.
+const (
+	KeySeverity      = "severity"
+	KeyMessage       = "message"
+	KeyCorrelationID = "correlationId"
+	KeyTrace         = "logging.googleapis.com/trace"
+)
+
+// New returns a JSON logger writing to w at level. Component names the process part
+// (e.g. "connector", "normalize") and is added to every line.
+func New(w io.Writer, level slog.Leveler, component string) *slog.Logger {
+	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level:       level,
+		ReplaceAttr: replaceAttr,
+	})
+	l := slog.New(&contextHandler{Handler: h})
+	if component != "" {
+		l = l.With("component", component)
+	}
+	return l
+}
+
+// ParseLevel turns LOG_LEVEL's value (debug, info, warn, error; case-insensitive)
+// into a level; ok is false for anything else.
+func ParseLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, true
+	case "", "info":
+		return slog.LevelInfo, true
+	case "warn", "warning":
+		return slog.LevelWarn, true
+	case "error":
+		return slog.LevelError, true
+	}
+	return slog.LevelInfo, false
+}
+
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return redact(a)
+	}
+	switch a.Key {
+	case slog.LevelKey:
+		a.Key = KeySeverity
+		if lv, ok := a.Value.Any().(slog.Level); ok {
+			a.Value = slog.StringValue(severity(lv))
+		}
+	case slog.MessageKey:
+		a.Key = KeyMessage
+	}
+	return redact(a)
+}
+
+// severity maps slog levels onto Cloud Logging's LogSeverity names.
+func severity(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "ERROR"
+	case l >= slog.LevelWarn:
+		return "WARNING"
+	case l >= slog.LevelInfo:
+		return "INFO"
+	default:
+		return "DEBUG"
+	}
+}
+
+// secretKeys are attribute keys whose values are never written. Code should not log
+// secrets in the first place; this catches the mistake of logging a whole credential
+// struct or header under an obvious name.
+var secretKeys = []string{"token", "secret", "password", "authorization", "apikey", "api_key"}
+
+// Redacted is what a secret attribute's value is replaced with.
+const Redacted = "[REDACTED]"
+
+func redact(a slog.Attr) slog.Attr {
+	k := strings.ToLower(a.Key)
+	for _, s := range secretKeys {
+		if strings.Contains(k, s) {
+			a.Value = slog.StringValue(Redacted)
+			return a
+		}
+	}
+	return a
+}
+
+type ctxKey struct{}
+
+type ctxFields struct {
+	correlationID string
+	trace         string
+}
+
+// WithCorrelationID returns ctx carrying the correlation id of the event being handled;
+// every line logged with that context carries it.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	f, _ := ctx.Value(ctxKey{}).(ctxFields)
+	f.correlationID = id
+	return context.WithValue(ctx, ctxKey{}, f)
+}
+
+// WithTrace returns ctx carrying a Cloud Trace resource name
+// ("projects/P/traces/T") that Cloud Logging links the line to.
+func WithTrace(ctx context.Context, trace string) context.Context {
+	f, _ := ctx.Value(ctxKey{}).(ctxFields)
+	f.trace = trace
+	return context.WithValue(ctx, ctxKey{}, f)
+}
+
+// CorrelationID returns the correlation id carried by ctx, if any.
+func CorrelationID(ctx context.Context) string {
+	f, _ := ctx.Value(ctxKey{}).(ctxFields)
+	return f.correlationID
+}
+
+type contextHandler struct{ slog.Handler }
+
+func (h *contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if f, ok := ctx.Value(ctxKey{}).(ctxFields); ok {
+		if f.correlationID != "" {
+			r.AddAttrs(slog.String(KeyCorrelationID, f.correlationID))
+		}
+		if f.trace != "" {
+			r.AddAttrs(slog.String(KeyTrace, f.trace))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &contextHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h *contextHandler) WithGroup(name string) slog.Handler {
+	return &contextHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,187 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Claims makes a side effect (publishing an event, sending a chat message) happen
+// once per key across retries, redeliveries and instances. A worker Acquires the key
+// before acting and Completes it after; a key left pending by a crashed worker can be
+// taken over once its lease has run out. Each claim document carries expireAt so that
+// Firestore's TTL policy removes it after the retention window.
+//
+// The guarantee is "at most once while the lease holds, at least once overall": a
+// worker that acts and dies before Complete leaves the action to be redone after the
+// lease. Consumers dedupe that rare case by the deterministic correlation id.
+type Claims struct {
+	client     *firestore.Client
+	collection string
+	retention  time.Duration
+	now        func() time.Time
+}
+
+// NewClaims returns claims in collection, kept for retention after their last write.
+// now may be nil (time.Now).
+func NewClaims(client *firestore.Client, collection string, retention time.Duration, now func() time.Time) *Claims {
+	if now == nil {
+		now = time.Now
+	}
+	return &Claims{client: client, collection: collection, retention: retention, now: now}
+}
+
+// ClaimState is the outcome of Acquire.
+type ClaimState int
+
+const (
+	// Acquired: the caller holds the claim and must act, then Complete or Release.
+	Acquired ClaimState = iota + 1
+	// Completed: the action was already done; Result holds what Complete stored.
+	Completed
+	// Held: another worker holds an unexpired lease; try again after LeaseUntil.
+	Held
+)
+
+func (s ClaimState) String() string {
+	switch s {
+	case Acquired:
+		return "acquired"
+	case Completed:
+		return "completed"
+	case Held:
+		return "held"
+	}
+	return "unknown"
+}
+
+// Claim is what Acquire found or made.
+type Claim struct {
+	State      ClaimState
+	Owner      string
+	LeaseUntil time.Time
+	// Attempts counts acquisitions, the first included (a take-over makes it > 1).
+	Attempts int64
+	// Result is what Complete stored (for Completed claims).
+	Result string
+}
+
+type claimDoc struct {
+	State      string    `firestore:"state"`
+	Owner      string    `firestore:"owner"`
+	LeaseUntil time.Time `firestore:"leaseUntil"`
+	Attempts   int64     `firestore:"attempts"`
+	Result     string    `firestore:"result,omitempty"`
+	CreatedAt  time.Time `firestore:"createdAt"`
+	UpdatedAt  time.Time `firestore:"updatedAt"`
+	ExpireAt   time.Time `firestore:"expireAt"`
+}
+
+const (
+	claimPending = "pending"
+	claimDone    = "done"
+)
+
+func (c *Claims) doc(key string) *firestore.DocumentRef {
+	return c.client.Collection(c.collection).Doc(DocID(key))
+}
+
+// Acquire claims key for owner for lease, in a transaction: exactly one of any
+// number of concurrent callers gets Acquired.
+func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Duration) (Claim, error) {
+	ref := c.doc(key)
+	var out Claim
+	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		now := c.now()
+		snap, err := tx.Get(ref)
+		if err != nil && status.Code(err) != codes.NotFound {
+			return err
+		}
+		d := claimDoc{CreatedAt: now}
+		if snap != nil && snap.Exists() {
+			if err := snap.DataTo(&d); err != nil {
+				return err
+			}
+			switch {
+			case d.State == claimDone:
+				out = Claim{State: Completed, Owner: d.Owner, Attempts: d.Attempts, Result: d.Result}
+				return nil
+			case d.Owner != owner && d.LeaseUntil.After(now):
+				out = Claim{State: Held, Owner: d.Owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts}
+				return nil
+			}
+		}
+		d.State, d.Owner, d.LeaseUntil = claimPending, owner, now.Add(lease)
+		d.Attempts++
+		d.UpdatedAt, d.ExpireAt = now, now.Add(c.retention)
+		out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts}
+		return tx.Set(ref, d)
+	})
+	if err != nil {
+		return Claim{}, classify(err, "acquire claim %s/%s", c.collection, key)
+	}
+	return out, nil
+}
+
+// Complete marks key done with result. It does not check the owner: once the action
+// has happened, recording it is always right, whoever holds the lease now.
+func (c *Claims) Complete(ctx context.Context, key, owner, result string) error {
+	now := c.now()
+	_, err := c.doc(key).Set(ctx, map[string]any{
+		"state":       claimDone,
+		"owner":       owner,
+		"result":      result,
+		"updatedAt":   now,
+		"completedAt": now,
+		FieldExpireAt: now.Add(c.retention),
+		"leaseUntil":  now,
+	}, firestore.MergeAll)
+	return classify(err, "complete claim %s/%s", c.collection, key)
+}
+
+// Release gives up owner's pending claim on key so that a retry can acquire it at
+// once. A claim that is done, or held by someone else, is left alone.
+func (c *Claims) Release(ctx context.Context, key, owner string) error {
+	ref := c.doc(key)
+	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var d claimDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		if d.State != claimPending || d.Owner != owner {
+			return nil
+		}
+		return tx.Delete(ref)
+	})
+	return classify(err, "release claim %s/%s", c.collection, key)
+}
+
+// Get reads the claim on key without changing it; ok is false when there is none.
+func (c *Claims) Get(ctx context.Context, key string) (Claim, bool, error) {
+	snap, err := c.doc(key).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return Claim{}, false, nil
+	}
+	if err != nil {
+		return Claim{}, false, classify(err, "get claim %s/%s", c.collection, key)
+	}
+	var d claimDoc
+	if err := snap.DataTo(&d); err != nil {
+		return Claim{}, false, classify(err, "decode claim %s/%s", c.collection, key)
+	}
+	st := Acquired
+	if d.State == claimDone {
+		st = Completed
+	}
+	return Claim{State: st, Owner: d.Owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, Result: d.Result}, true, nil
+}
