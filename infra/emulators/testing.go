@@ -18,7 +18,11 @@ import (
 // skip.
 //
 //	func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.Firestore)) }
-func RunTests(m *testing.M, kinds ...Kind) int {
+func RunTests(m *testing.M, kinds ...Kind) int { return RunTestsWithSetup(m, nil, kinds...) }
+
+// RunTestsWithSetup is RunTests with a setup function that runs once the emulators
+// are up and before the tests (e.g. to fix the environment a package reads once).
+func RunTestsWithSetup(m *testing.M, setup func() error, kinds ...Kind) int {
 	var started []*Emulator
 	defer func() {
 		for _, e := range started {
@@ -36,6 +40,12 @@ func RunTests(m *testing.M, kinds ...Kind) int {
 		}
 		started = append(started, e)
 		os.Setenv(k.EnvVar(), e.Host)
+	}
+	if setup != nil {
+		if err := setup(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: test setup: %v\n", err)
+			return 1
+		}
 	}
 	return m.Run()
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/grpc/codes"
@@ -141,3 +142,12 @@ func Classify(err error) error {
 		return fault.Wrap(fault.Transient, "PUBSUB_UNAVAILABLE", err, "pubsub")
 	}
 }
+
+// FunctionPublishSettings suit a Cloud Function that publishes a message or two per
+// invocation and waits for them: no batching delay.
+var FunctionPublishSettings = func() pubsub.PublishSettings {
+	s := pubsub.DefaultPublishSettings
+	s.DelayThreshold = time.Millisecond
+	s.CountThreshold = 1
+	return s
+}()

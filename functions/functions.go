@@ -1,0 +1,150 @@
+// Package functions is the Cloud Functions entry point: it registers every function
+// of this edge with the functions framework in init, and builds their clients lazily,
+// once per instance, on first use (every instance runs every init, so init does no
+// I/O and cannot fail).
+//
+// Each entry point is a thin trigger.Wrap around a service from its own package:
+// Normalize (functions/normalize) and Finalize (functions/finalize).
+package functions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/bitbrat/twitch-edge/functions/normalize"
+	"github.com/bitbrat/twitch-edge/functions/trigger"
+	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/store"
+)
+
+// Entry point names, as deployed (Terraform's entry_point) and served locally.
+const (
+	NameNormalize = "Normalize"
+	NameFinalize  = "Finalize"
+)
+
+// CloudEventFunc is the shape of every entry point.
+type CloudEventFunc = func(context.Context, cloudevent.Event) error
+
+// Handlers returns every entry point by name. The local server uses it to also serve
+// each function under /<Name>/projects/P/topics/T, which keeps the topic that a
+// Pub/Sub push carries in its URL.
+func Handlers() map[string]CloudEventFunc { return handlers() }
+
+var handlers = sync.OnceValue(func() map[string]CloudEventFunc {
+	return map[string]CloudEventFunc{
+		NameNormalize: lazy(NameNormalize, buildNormalize),
+	}
+})
+
+func init() {
+	for name, fn := range Handlers() {
+		functions.CloudEvent(name, fn)
+	}
+}
+
+// env is what every function shares within one instance.
+type env struct {
+	common config.Common
+	topics config.Topics
+	fns    config.Functions
+	log    *slog.Logger
+	pub    *bus.Publisher
+	fs     *firestore.Client
+	owner  string
+}
+
+var (
+	envOnce sync.Once
+	envVal  *env
+	envErr  error
+)
+
+// sharedEnv reads the configuration and connects the clients, once. A configuration
+// error is remembered and returned to every call: each message is then retried by
+// Pub/Sub and, after the subscription's maximum attempts, dead-lettered — not lost
+// while someone fixes the deployment.
+func sharedEnv(ctx context.Context) (*env, error) {
+	envOnce.Do(func() { envVal, envErr = newEnv(ctx) })
+	return envVal, envErr
+}
+
+func newEnv(ctx context.Context) (*env, error) {
+	r := config.NewReader(config.Env())
+	common := config.ReadCommon(r)
+	topics := config.ReadTopics(r, common.BusPrefix)
+	fns := config.ReadFunctions(r)
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	log := logging.New(os.Stdout, common.LogLevel, "functions")
+	// Client construction does not dial; it cannot outlive this request's context
+	// being cancelled, so it gets a background one.
+	bg := context.WithoutCancel(ctx)
+	ps, err := bus.NewClient(bg, common.Project)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := store.NewClient(bg, common.Project, common.Database)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	return &env{
+		common: common, topics: topics, fns: fns, log: log,
+		// Functions publish one message per invocation and wait for it: don't hold it
+		// back for batching.
+		pub:   bus.NewPublisher(ps, &bus.FunctionPublishSettings),
+		fs:    fs,
+		owner: fmt.Sprintf("%s-%d", host, os.Getpid()),
+	}, nil
+}
+
+// lazy returns an entry point that builds its handler on first use.
+func lazy(name string, build func(*env) trigger.Handler) CloudEventFunc {
+	var (
+		once sync.Once
+		fn   CloudEventFunc
+	)
+	return func(ctx context.Context, e cloudevent.Event) error {
+		env, err := sharedEnv(ctx)
+		if err != nil {
+			slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error(name+": cannot start", "error", err.Error())
+			return fault.Wrap(fault.Transient, "FUNCTION_NOT_CONFIGURED", err, "%s", name)
+		}
+		once.Do(func() {
+			dl := trigger.DeadLetters{
+				Pub: env.pub, Topic: env.topics.DeadLetter,
+				Source: "twitch-edge." + name, OriginalType: name + ".input",
+			}
+			fn = trigger.Wrap(name, env.log.With("function", name), dl, build(env))
+		})
+		return fn(ctx, e)
+	}
+}
+
+func buildNormalize(env *env) trigger.Handler {
+	s := &normalize.Service{
+		Builder:      &normalize.Builder{Normalizers: normalize.Registry(), EgressDestination: env.fns.EgressDestination},
+		Pub:          env.pub,
+		Ledger:       store.NewClaims(env.fs, store.CollectionIdempotency, 7*24*time.Hour, nil),
+		IngressTopic: env.topics.Ingress,
+		MaxAge:       env.fns.NormalizeMaxAge,
+		Owner:        env.owner,
+		Lease:        time.Minute,
+		Now:          time.Now,
+		Log:          env.log.With("function", NameNormalize),
+	}
+	return s.Handle
+}

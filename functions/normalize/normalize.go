@@ -1,0 +1,180 @@
+// Package normalize turns raw EventSub notification frames (as the connector forwards
+// them) into BitBrat InternalEventV2 events of type twitch.eventsub.v1 and publishes
+// them to internal.ingress.v1, once per notification.
+package normalize
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/functions/trigger"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
+)
+
+// Builder makes events from raw frames; it does no I/O.
+type Builder struct {
+	// Normalizers by subscription type; types without one go through Generic.
+	Normalizers map[string]Normalizer
+	// EgressDestination, when set, becomes the event's egress.destination.
+	EgressDestination string
+}
+
+// Build decodes one raw EventSub frame and returns its normalized event. Every error
+// is fault.Invalid: the same frame will never normalize.
+func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
+	msg, err := twitch.DecodeMessage(frame)
+	if err != nil {
+		return nil, err
+	}
+	if msg.Metadata.MessageType != twitch.MessageTypeNotification {
+		return nil, fault.New(fault.Invalid, "EVENTSUB_NOT_NOTIFICATION", "message_type is %q, not notification", msg.Metadata.MessageType)
+	}
+	p, err := msg.Notification()
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Event) == 0 || string(p.Event) == "null" {
+		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_EVENT", "%s notification without event", p.Subscription.Type)
+	}
+	n := Notification{Metadata: msg.Metadata, Subscription: p.Subscription, Event: p.Event}
+	norm, ok := b.Normalizers[p.Subscription.Type]
+	if !ok {
+		norm = Generic
+	}
+	out, err := norm(n)
+	if err != nil {
+		return nil, trigger.WithCorrelationID(err, event.CorrelationIDForEventSub(msg.Metadata.MessageID))
+	}
+	payload, err := json.Marshal(out.Payload)
+	if err != nil {
+		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "encode %s payload", p.Subscription.Type)
+	}
+	version := p.Subscription.Version
+	if version == "" {
+		version = msg.Metadata.SubscriptionVersion
+	}
+	cid := event.CorrelationIDForEventSub(msg.Metadata.MessageID)
+	e := &event.InternalEventV2{
+		V:             event.Version,
+		Source:        event.SourceEventSubIngress,
+		CorrelationID: cid,
+		TraceID:       traceID(cid),
+		Type:          event.TypeTwitchEventSub,
+		UserID:        out.UserID,
+		ExternalEvent: &event.ExternalEventV1{
+			ID:         msg.Metadata.MessageID,
+			Source:     event.ExternalSourceEventSub,
+			Kind:       p.Subscription.Type,
+			Version:    version,
+			CreatedAt:  out.CreatedAt,
+			Payload:    payload,
+			RawPayload: p.Event,
+		},
+	}
+	if out.ChannelLogin != "" {
+		e.Channel = "#" + out.ChannelLogin
+	}
+	if b.EgressDestination != "" {
+		e.Egress = &event.Egress{Destination: b.EgressDestination}
+	}
+	return e, nil
+}
+
+// traceID derives a W3C/Cloud Trace id (32 hex digits) from the correlation id, so
+// that redeliveries share one trace too.
+func traceID(correlationID string) string {
+	b := make([]byte, 0, 32)
+	for i := 0; i < len(correlationID); i++ {
+		if correlationID[i] != '-' {
+			b = append(b, correlationID[i])
+		}
+	}
+	return string(b)
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Publisher publishes one message and waits for the acknowledgement.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error)
+}
+
+// Ledger makes publishing happen once per notification (store.Claims).
+type Ledger interface {
+	Acquire(ctx context.Context, key, owner string, lease time.Duration) (store.Claim, error)
+	Complete(ctx context.Context, key, owner, result string) error
+	Release(ctx context.Context, key, owner string) error
+}
+
+// Service is the Normalize function's logic.
+type Service struct {
+	Builder *Builder
+	Pub     Publisher
+	Ledger  Ledger
+	// IngressTopic is where events go (prefix applied).
+	IngressTopic string
+	// MaxAge: a message published longer ago than this is dead-lettered instead of
+	// processed (Pub/Sub may have been retrying it for that long).
+	MaxAge time.Duration
+	// Owner names this instance in ledger claims.
+	Owner string
+	// Lease is how long a claim blocks other instances (a crashed instance's claim
+	// is taken over after it).
+	Lease time.Duration
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// Handle normalizes and publishes one raw notification. It returns fault.Invalid
+// errors for frames that can never be normalized (trigger dead-letters them) and
+// transient errors when Pub/Sub or Firestore fail (Pub/Sub redelivers).
+func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
+	if !m.PublishTime.IsZero() && s.MaxAge > 0 && s.Now().Sub(m.PublishTime) > s.MaxAge {
+		return fault.New(fault.Invalid, "EVENTSUB_TOO_OLD", "published %s ago, limit %s", s.Now().Sub(m.PublishTime).Round(time.Second), s.MaxAge)
+	}
+	e, err := s.Builder.Build(m.Data)
+	if err != nil {
+		return err
+	}
+	ctx = logging.WithCorrelationID(ctx, e.CorrelationID)
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fault.Wrap(fault.Invalid, "EVENT_ENCODE_FAILED", err, "encode event")
+	}
+	key := "eventsub:" + e.ExternalEvent.ID
+	claim, err := s.Ledger.Acquire(ctx, key, s.Owner, s.Lease)
+	if err != nil {
+		return err
+	}
+	switch claim.State {
+	case store.Completed:
+		s.Log.InfoContext(ctx, "normalize: duplicate notification, already published",
+			"eventsubMessageId", e.ExternalEvent.ID, "kind", e.ExternalEvent.Kind, "ingressMessageId", claim.Result)
+		return nil
+	case store.Held:
+		return fault.New(fault.Transient, "IN_PROGRESS", "notification %s is being published by %s until %s",
+			e.ExternalEvent.ID, claim.Owner, claim.LeaseUntil.Format(time.RFC3339))
+	}
+	id, err := s.Pub.Publish(ctx, s.IngressTopic, body, event.Attributes(e))
+	if err != nil {
+		if rerr := s.Ledger.Release(ctx, key, s.Owner); rerr != nil {
+			s.Log.WarnContext(ctx, "normalize: release claim after failed publish", "error", rerr.Error())
+		}
+		return err
+	}
+	if err := s.Ledger.Complete(ctx, key, s.Owner, id); err != nil {
+		// Published but not recorded: a redelivery after the lease would publish again
+		// with the same correlation id, which consumers dedupe. Ack now rather than
+		// retry into that.
+		s.Log.WarnContext(ctx, "normalize: published but could not record it", "error", err.Error())
+	}
+	s.Log.InfoContext(ctx, "normalize: event published", "kind", e.ExternalEvent.Kind,
+		"channel", e.Channel, "eventsubMessageId", e.ExternalEvent.ID, "ingressMessageId", id, "topic", s.IngressTopic)
+	return nil
+}
