@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +20,12 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/bitbrat/twitch-edge/functions/finalize"
 	"github.com/bitbrat/twitch-edge/functions/normalize"
 	"github.com/bitbrat/twitch-edge/functions/trigger"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
@@ -44,7 +47,8 @@ func Handlers() map[string]CloudEventFunc { return handlers() }
 
 var handlers = sync.OnceValue(func() map[string]CloudEventFunc {
 	return map[string]CloudEventFunc{
-		NameNormalize: lazy(NameNormalize, buildNormalize),
+		NameNormalize: lazy(NameNormalize, event.TypeEventSubRawNotification, buildNormalize),
+		NameFinalize:  lazy(NameFinalize, event.TypeEgressDeliver, buildFinalize),
 	}
 })
 
@@ -112,7 +116,8 @@ func newEnv(ctx context.Context) (*env, error) {
 }
 
 // lazy returns an entry point that builds its handler on first use.
-func lazy(name string, build func(*env) trigger.Handler) CloudEventFunc {
+// originalType names what the function's input messages are, for dead letters.
+func lazy(name, originalType string, build func(*env) trigger.Handler) CloudEventFunc {
 	var (
 		once sync.Once
 		fn   CloudEventFunc
@@ -126,7 +131,7 @@ func lazy(name string, build func(*env) trigger.Handler) CloudEventFunc {
 		once.Do(func() {
 			dl := trigger.DeadLetters{
 				Pub: env.pub, Topic: env.topics.DeadLetter,
-				Source: "twitch-edge." + name, OriginalType: name + ".input",
+				Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
 			}
 			fn = trigger.Wrap(name, env.log.With("function", name), dl, build(env))
 		})
@@ -147,4 +152,9 @@ func buildNormalize(env *env) trigger.Handler {
 		Log:          env.log.With("function", NameNormalize),
 	}
 	return s.Handle
+}
+
+func buildFinalize(env *env) trigger.Handler {
+	svc := finalize.New(store.NewEvents(env.fs, nil), time.Now, env.fns.EventTTL, env.log.With("function", NameFinalize))
+	return svc.Handle
 }

@@ -18,6 +18,10 @@ const (
 	TopicWhisper = "twitch.egress.whisper.v1"
 )
 
+// TypeEventSubRawNotification names, in dead letters, a raw EventSub notification
+// frame as the connector forwards it.
+const TypeEventSubRawNotification = "twitch.eventsub.raw.v1"
+
 // EgressInstanceTopic is the per-instance egress topic `internal.egress.v1.<id>`.
 func EgressInstanceTopic(instanceID string) string { return TopicEgress + "." + instanceID }
 

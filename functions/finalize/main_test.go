@@ -1,0 +1,10 @@
+package finalize
+
+import (
+	"os"
+	"testing"
+
+	"github.com/bitbrat/twitch-edge/infra/emulators"
+)
+
+func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.Firestore)) }
