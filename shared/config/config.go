@@ -175,3 +175,7 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(logging.Redacted
 
 // MarshalJSON implements json.Marshaler.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + logging.Redacted + `"`), nil }
+
+// Invalid records that variable name's value is unusable because of err (for checks
+// a caller makes itself, e.g. parsing a list's items).
+func (r *Reader) Invalid(name string, err error) { r.fail(name, "%v", err) }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/connector/eventsub"
+	"github.com/bitbrat/twitch-edge/shared/config"
+)
+
+// Config is the connector's configuration, read once from the environment.
+type Config struct {
+	Common config.Common
+	Twitch config.Twitch
+	Topics config.Topics
+	// InstanceID names this instance in the lease (CONNECTOR_INSTANCE_ID, default
+	// hostname-pid).
+	InstanceID string
+	// Extra are further subscription types (EVENTSUB_EXTRA_SUBSCRIPTIONS,
+	// "type:version" items).
+	Extra []eventsub.TypeVersion
+	// Addr is where /healthz, /readyz and /metrics are served (":$PORT", default 8080).
+	Addr string
+	// Buffer is the relay's capacity in notifications (CONNECTOR_BUFFER, 10,000).
+	Buffer int
+	// LeaseTTL bounds how long a dead instance keeps others from taking over
+	// (CONNECTOR_LEASE_TTL, 30 s).
+	LeaseTTL time.Duration
+	// ShutdownGrace is how long SIGTERM may take (CONNECTOR_SHUTDOWN_GRACE, 8 s: Cloud
+	// Run allows 10).
+	ShutdownGrace time.Duration
+	// KeepaliveGrace is added to Twitch's keepalive timeout before the socket is
+	// declared dead (EVENTSUB_KEEPALIVE_GRACE, 1 s).
+	KeepaliveGrace time.Duration
+}
+
+// ReadConfig reads the connector's configuration.
+func ReadConfig(get config.Lookup) (Config, error) {
+	r := config.NewReader(get)
+	c := Config{
+		Common: config.ReadCommon(r),
+		Twitch: config.ReadTwitch(r),
+	}
+	c.Topics = config.ReadTopics(r, c.Common.BusPrefix)
+	host, _ := os.Hostname()
+	c.InstanceID = r.String("CONNECTOR_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid()))
+	extra, err := eventsub.ParseTypeVersions(r.List("EVENTSUB_EXTRA_SUBSCRIPTIONS"))
+	if err != nil {
+		r.Invalid("EVENTSUB_EXTRA_SUBSCRIPTIONS", err)
+	}
+	c.Extra = extra
+	c.Addr = ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
+	c.Buffer = r.Int("CONNECTOR_BUFFER", 10_000, 10, 10_000_000)
+	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
+	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
+	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
+	if len(c.Twitch.Channels) == 0 {
+		r.Required("TWITCH_CHANNELS")
+	}
+	return c, r.Err()
+}

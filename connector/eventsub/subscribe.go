@@ -1,0 +1,226 @@
+package eventsub
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
+)
+
+// statusFailed marks a subscription the connector could not create.
+const statusFailed = "failed"
+
+// subscribeWindow is how long after a welcome subscriptions may still be created:
+// Twitch closes an unused socket (4003) after ten seconds.
+const subscribeWindow = 9 * time.Second
+
+// permanentRevocations are the revocation reasons after which resubscribing cannot
+// succeed until a person acts (re-authorizes, restores the user, moves to a new
+// version). The connector records them and stops asking.
+var permanentRevocations = map[string]bool{
+	twitch.StatusAuthorizationRevoked: true,
+	twitch.StatusUserRemoved:          true,
+	twitch.StatusModeratorRemoved:     true,
+	twitch.StatusVersionRemoved:       true,
+}
+
+// subscribeAll creates every spec that is not revoked on sessionID, at most four at
+// a time, then removes orphaned subscriptions of earlier sessions.
+func (s *Session) subscribeAll(ctx context.Context, sessionID string) {
+	deadline := s.o.Now().Add(subscribeWindow)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, 4)
+		cleaned sync.Once
+	)
+	// On a limit error, also delete live subscriptions of ours on other sessions (a
+	// zombie instance's): the lease says this instance is the only holder.
+	cleanup := func() { cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, true) }) }
+	for _, sp := range s.o.Specs {
+		s.mu.Lock()
+		reason, revoked := s.revoked[sp.Key()]
+		s.mu.Unlock()
+		if revoked {
+			s.o.Log.Warn("eventsub: not resubscribing a revoked subscription", "subscription", sp.Key(), "reason", reason)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			s.subscribe(ctx, sessionID, sp, cleanup)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // the connection ended meanwhile
+	}
+	// Orphans (disabled subscriptions of dead sessions) count against Twitch's
+	// limits until deleted; clear them now rather than when a limit is hit.
+	cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, false) })
+	st := s.Status()
+	s.o.Log.Info("eventsub: subscriptions created", "sessionId", sessionID, "ready", st.Ready, "count", len(st.Subscriptions))
+}
+
+// subscribe creates one subscription, retrying what can succeed within the window.
+func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, cleanup func()) {
+	req := twitch.CreateSubscriptionRequest{
+		Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
+		Transport: twitch.WebSocketTransport(sessionID),
+	}
+	for attempt := 1; ; attempt++ {
+		res, err := s.o.Helix.CreateEventSubSubscription(ctx, req)
+		if err == nil {
+			s.record(ctx, SubscriptionState{Key: sp.Key(), ID: res.ID, Type: sp.Type, Version: sp.Version,
+				Condition: sp.Condition, SessionID: sessionID, Status: res.Status})
+			s.o.Log.Info("eventsub: subscribed", "subscription", sp.Key(), "subscriptionId", res.ID,
+				"status", res.Status, "totalCost", res.TotalCost, "maxTotalCost", res.MaxTotalCost)
+			return
+		}
+		code := fault.CodeOf(err, "")
+		switch {
+		case code == twitch.CodeSubscriptionExists:
+			// Same type and condition already on this session: it is there, which is
+			// what we wanted.
+			s.record(ctx, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version,
+				Condition: sp.Condition, SessionID: sessionID, Status: twitch.StatusEnabled})
+			s.o.Log.Info("eventsub: subscription already exists", "subscription", sp.Key())
+			return
+		case (code == twitch.CodeTransportsLimit || code == twitch.CodeTotalCostLimit || code == twitch.CodeSubscriptionCountLimit) && attempt == 1:
+			// Usually orphans of dead sessions: delete them and try once more.
+			s.o.Log.Warn("eventsub: subscription limit hit, cleaning up orphaned subscriptions", "subscription", sp.Key(), "code", code)
+			cleanup()
+			continue
+		case fault.Retryable(err) && attempt < 4:
+			wait := fault.RetryAfter(err, s.o.Now())
+			if wait == 0 {
+				wait = time.Duration(attempt) * 300 * time.Millisecond
+			}
+			if dl, ok := ctx.Deadline(); ok && s.o.Now().Add(wait).After(dl) {
+				break // no time left in the window; fall through to failure
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+				continue
+			}
+		}
+		s.o.Metrics.SubscribeFailures.Inc()
+		s.record(ctx, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
+			SessionID: sessionID, Status: statusFailed, Reason: err.Error()})
+		s.o.Log.Error("eventsub: cannot subscribe", "subscription", sp.Key(), "code", code,
+			"kind", fault.KindOf(err).String(), "error", err.Error(), "hint", hint(code))
+		return
+	}
+}
+
+// hint says what a person can do about a subscribe error.
+func hint(code string) string {
+	switch code {
+	case twitch.CodeForbidden:
+		return "the token lacks a scope or the bot is not a moderator of the channel (channel.follow needs moderator:read:followers)"
+	case twitch.CodeUnauthorized:
+		return "WebSocket subscriptions need a user access token; check TWITCH_CLIENT_ID matches the token"
+	case twitch.CodeTransportsLimit:
+		return "three WebSocket sessions with subscriptions already exist for this token; another connector may be running"
+	case twitch.CodeTotalCostLimit, twitch.CodeSubscriptionCountLimit:
+		return "too many subscriptions for this token; reduce TWITCH_CHANNELS or EVENTSUB_EXTRA_SUBSCRIPTIONS"
+	}
+	return ""
+}
+
+func (s *Session) record(_ context.Context, st SubscriptionState) {
+	st.UpdatedAt = s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.subs[st.Key]; ok && cur.ID == st.ID && permanentRevocations[cur.Status] && st.Status == twitch.StatusEnabled {
+		return // a create's answer arriving after the revocation of the same subscription
+	}
+	s.subs[st.Key] = st
+	if s.o.State == nil {
+		return
+	}
+	select {
+	case s.records <- st:
+	default:
+		s.o.Log.Warn("eventsub: state writer behind, record dropped", "subscription", st.Key, "status", st.Status)
+	}
+}
+
+// writeRecords writes state changes in order until records is closed.
+func (s *Session) writeRecords(done chan<- struct{}) {
+	defer close(done)
+	for st := range s.records {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.o.State.SubscriptionChanged(ctx, st); err != nil {
+			s.o.Log.Warn("eventsub: record subscription", "subscription", st.Key, "error", err.Error())
+		}
+		cancel()
+	}
+}
+
+// cleanupOrphans deletes WebSocket subscriptions of other sessions that are disabled
+// (they still count against the limits) and, with live, also the enabled ones of a
+// type and condition this connector manages (a zombie instance's; only the lease
+// holder runs this).
+func (s *Session) cleanupOrphans(ctx context.Context, sessionID string, live bool) {
+	list, err := s.o.Helix.ListEventSubSubscriptions(ctx, twitch.ListSubscriptionsFilter{})
+	if err != nil {
+		s.o.Log.Warn("eventsub: list subscriptions for clean-up", "error", err.Error())
+		return
+	}
+	managed := make(map[string]bool, len(s.o.Specs))
+	for _, sp := range s.o.Specs {
+		managed[sp.Key()] = true
+	}
+	deleted := 0
+	for _, sub := range list.Subscriptions {
+		if sub.Transport.Method != "websocket" || sub.Transport.SessionID == sessionID {
+			continue
+		}
+		key := Spec{Type: sub.Type, Version: sub.Version, Condition: sub.Condition}.Key()
+		if sub.Status == twitch.StatusEnabled && (!live || !managed[key]) {
+			continue // a live subscription: not ours to delete
+		}
+		if err := s.o.Helix.DeleteEventSubSubscription(ctx, sub.ID); err != nil && fault.CodeOf(err, "") != twitch.CodeNotFound {
+			s.o.Log.Warn("eventsub: delete orphaned subscription", "subscriptionId", sub.ID, "error", err.Error())
+			continue
+		}
+		deleted++
+	}
+	if deleted > 0 {
+		s.o.Metrics.OrphansDeleted.Add(uint64(deleted))
+		s.o.Log.Info("eventsub: orphaned subscriptions deleted", "count", deleted)
+	}
+}
+
+// handleRevocation records a revoked subscription; permanent reasons stop
+// resubscription.
+func (s *Session) handleRevocation(ctx context.Context, frame []byte) {
+	msg, err := twitch.DecodeMessage(frame)
+	if err != nil {
+		return
+	}
+	p, err := msg.Revocation()
+	if err != nil {
+		s.o.Log.Error("eventsub: unreadable revocation", "error", err.Error())
+		return
+	}
+	sub := p.Subscription
+	sp := Spec{Type: sub.Type, Version: sub.Version, Condition: sub.Condition}
+	s.o.Metrics.Revocations.Inc()
+	if permanentRevocations[sub.Status] {
+		s.mu.Lock()
+		s.revoked[sp.Key()] = sub.Status
+		s.mu.Unlock()
+	}
+	s.record(ctx, SubscriptionState{Key: sp.Key(), ID: sub.ID, Type: sub.Type, Version: sub.Version,
+		Condition: sub.Condition, SessionID: sub.Transport.SessionID, Status: sub.Status, Reason: "revoked by Twitch"})
+	s.o.Log.Warn("eventsub: subscription revoked", "subscription", sp.Key(), "subscriptionId", sub.ID,
+		"reason", sub.Status, "resubscribe", !permanentRevocations[sub.Status])
+}
