@@ -1,0 +1,290 @@
+# ---------------------------------------------------------------------------------------
+# Project and naming
+# ---------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "The Google Cloud project to deploy into."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the connector, the source bucket and the image repository."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, service accounts, bucket, subscriptions). Two deployments in one project need different prefixes (and different bus_prefix values)."
+  type        = string
+  default     = "twitch-edge"
+
+  validation {
+    # Service account ids are at most 30 characters; the longest suffix is "-egress-whisper".
+    condition     = can(regex("^[a-z][a-z0-9-]{0,13}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-15 characters: lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------------------
+# Bus (Pub/Sub)
+# ---------------------------------------------------------------------------------------
+
+variable "bus_prefix" {
+  description = "BUS_PREFIX: prepended to every topic name (e.g. \"prod.\" gives prod.internal.ingress.v1). Empty by default, as upstream BitBrat."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^([A-Za-z][A-Za-z0-9._~+%-]*)?$", var.bus_prefix))
+    error_message = "bus_prefix must be empty or start with a letter and use only letters, digits and . _ ~ + % -."
+  }
+}
+
+variable "eventsub_raw_topic" {
+  description = "EVENTSUB_RAW_TOPIC: the raw EventSub topic, before bus_prefix."
+  type        = string
+  default     = "twitch.eventsub.raw.v1"
+}
+
+variable "whisper_topic" {
+  description = "WHISPER_TOPIC: the topic EgressChat hands dm events to (it triggers EgressWhisper), before bus_prefix."
+  type        = string
+  default     = "twitch.egress.whisper.v1"
+}
+
+variable "egress_instance_ids" {
+  description = "Instance ids that get their own egress topic internal.egress.v1.<id> (also triggering EgressChat)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.egress_instance_ids : can(regex("^[A-Za-z0-9._~+%-]+$", id))])
+    error_message = "Each egress instance id may use only letters, digits and . _ ~ + % -."
+  }
+}
+
+variable "message_retention" {
+  description = "How long topics keep messages (for seeking and replay) and subscriptions keep unacknowledged ones, e.g. \"604800s\" (7 days)."
+  type        = string
+  default     = "604800s"
+}
+
+variable "retry_min_backoff" {
+  description = "Retry policy of every function trigger: the first redelivery delay after a failure."
+  type        = string
+  default     = "10s"
+}
+
+variable "retry_max_backoff" {
+  description = "Retry policy of every function trigger: the longest redelivery delay (at most 600s)."
+  type        = string
+  default     = "600s"
+}
+
+# ---------------------------------------------------------------------------------------
+# Firestore
+# ---------------------------------------------------------------------------------------
+
+variable "firestore_database" {
+  description = "FIRESTORE_DATABASE: the Firestore database id the functions and the connector use."
+  type        = string
+  default     = "(default)"
+}
+
+variable "create_firestore_database" {
+  description = "Create the Firestore database (native mode). Set false when the project already has it (a project has at most one (default) database)."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_location" {
+  description = "Location of a Firestore database created here (a multi-region such as nam5 or eur3, or a region)."
+  type        = string
+  default     = "nam5"
+}
+
+variable "ttl_collections" {
+  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger and the delivery claims (shared/store writes expireAt in all three)."
+  type        = list(string)
+  default     = ["events", "idempotency", "deliveries"]
+}
+
+# ---------------------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------------------
+
+variable "function_runtime" {
+  description = "Cloud Functions Go runtime (e.g. go126). Null uses the runtime in infra/bundle/spec.json, which a test checks go.mod against."
+  type        = string
+  default     = null
+}
+
+variable "function_settings" {
+  description = "Per-function overrides, keyed normalize, egress_chat, egress_whisper, finalize. Unset fields keep the defaults in main.tf (egress_whisper: one instance, one request at a time, to respect Twitch's whisper limits)."
+  type = map(object({
+    memory                = optional(string)
+    cpu                   = optional(string)
+    timeout_seconds       = optional(number)
+    min_instances         = optional(number)
+    max_instances         = optional(number)
+    concurrency           = optional(number)
+    max_delivery_attempts = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.function_settings) : contains(["normalize", "egress_chat", "egress_whisper", "finalize"], k)])
+    error_message = "function_settings keys must be normalize, egress_chat, egress_whisper or finalize."
+  }
+
+  validation {
+    condition = alltrue([
+      for s in values(var.function_settings) :
+      s.max_delivery_attempts == null ? true : (s.max_delivery_attempts >= 5 && s.max_delivery_attempts <= 100)
+    ])
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+
+  validation {
+    condition = alltrue([
+      for s in values(var.function_settings) :
+      s.timeout_seconds == null ? true : (s.timeout_seconds >= 10 && s.timeout_seconds <= 600)
+    ])
+    error_message = "timeout_seconds must be between 10 and 600: it is also the push subscription's ack deadline."
+  }
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the functions and the connector (debug, info, warn, error)."
+  type        = string
+  default     = "info"
+}
+
+variable "egress_destination" {
+  description = "EGRESS_DESTINATION of Normalize: when set, becomes egress.destination of normalized events. Empty: not set."
+  type        = string
+  default     = ""
+}
+
+variable "normalize_max_age" {
+  description = "NORMALIZE_MAX_AGE of Normalize: notifications older than this are dead-lettered (Go duration)."
+  type        = string
+  default     = "24h"
+}
+
+variable "event_ttl" {
+  description = "EVENT_TTL of Finalize: expireAt of an outcome = deliveredAt + this (Go duration)."
+  type        = string
+  default     = "168h"
+}
+
+# ---------------------------------------------------------------------------------------
+# Twitch
+# ---------------------------------------------------------------------------------------
+
+variable "twitch_client_id" {
+  description = "TWITCH_CLIENT_ID of the Twitch application (not secret). Its client secret goes into Secret Manager out of band: see README."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.twitch_client_id)) > 0
+    error_message = "twitch_client_id is required."
+  }
+}
+
+variable "twitch_bot_user_id" {
+  description = "TWITCH_BOT_USER_ID: the bot's Twitch user id (digits). Empty: the user of the bot token in Firestore."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.twitch_bot_user_id))
+    error_message = "twitch_bot_user_id must be digits (a Twitch user id) or empty."
+  }
+}
+
+variable "twitch_channels" {
+  description = "TWITCH_CHANNELS of the connector: channel logins (or numeric user ids) whose events it subscribes to."
+  type        = list(string)
+  default     = []
+}
+
+variable "twitch_api_base_url" {
+  description = "TWITCH_API_BASE_URL. Empty: Twitch's Helix (https://api.twitch.tv/helix)."
+  type        = string
+  default     = ""
+}
+
+variable "twitch_auth_base_url" {
+  description = "TWITCH_AUTH_BASE_URL. Empty: Twitch's OAuth (https://id.twitch.tv/oauth2)."
+  type        = string
+  default     = ""
+}
+
+variable "twitch_eventsub_ws_url" {
+  description = "TWITCH_EVENTSUB_WS_URL of the connector. Empty: wss://eventsub.wss.twitch.tv/ws."
+  type        = string
+  default     = ""
+}
+
+variable "twitch_eventsub_subscriptions_url" {
+  description = "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL of the connector. Empty: <TWITCH_API_BASE_URL>/eventsub/subscriptions."
+  type        = string
+  default     = ""
+}
+
+variable "eventsub_extra_subscriptions" {
+  description = "EVENTSUB_EXTRA_SUBSCRIPTIONS of the connector: further subscription types and versions, e.g. \"channel.subscribe:1\". Empty: none."
+  type        = string
+  default     = ""
+}
+
+# ---------------------------------------------------------------------------------------
+# Connector (Cloud Run)
+# ---------------------------------------------------------------------------------------
+
+variable "connector_image" {
+  description = "Container image of the connector, e.g. us-central1-docker.pkg.dev/PROJECT/twitch-edge/connector:TAG (see README: build and push it first)."
+  type        = string
+
+  validation {
+    condition     = length(trimspace(var.connector_image)) > 0
+    error_message = "connector_image is required: build and push the connector image first (README, Deploy)."
+  }
+}
+
+variable "connector_instance_id" {
+  description = "CONNECTOR_INSTANCE_ID. Empty: the connector's own default."
+  type        = string
+  default     = ""
+}
+
+variable "connector_cpu" {
+  description = "CPU of the connector's one instance (always allocated)."
+  type        = string
+  default     = "1"
+}
+
+variable "connector_memory" {
+  description = "Memory of the connector's one instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "connector_readiness_probe" {
+  description = "Probe /readyz as a Cloud Run readiness probe (a Preview feature: the service is then deployed with launch stage BETA). /healthz is always the startup and liveness probe."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect the connector service from terraform destroy."
+  type        = bool
+  default     = false
+}
