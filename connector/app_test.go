@@ -210,14 +210,27 @@ func (h *harness) waitReady(a *runningApp, d time.Duration) {
 	h.waitFor("connector ready", d, func() bool { ok, _ := a.app.Ready(); return ok })
 }
 
-// collect pulls raw notifications until n arrived or nothing came for quiet.
+// collect pulls raw notifications until n arrived or nothing came for quiet (the
+// first may take up to 20 s on a loaded machine).
 func (h *harness) collect(n int, quiet time.Duration) []bus.Received {
 	h.t.Helper()
-	got, err := bus.Collect(context.Background(), h.ps, "raw-watch", n, quiet)
+	got, err := bus.CollectFor(context.Background(), h.ps, "raw-watch", n, max(quiet, 20*time.Second), quiet)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return got
+}
+
+// expectNone asserts that nothing arrives on the raw topic within d.
+func (h *harness) expectNone(d time.Duration, why string) {
+	h.t.Helper()
+	got, err := bus.Collect(context.Background(), h.ps, "raw-watch", 1, d)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(got) != 0 {
+		h.t.Fatalf("%s: got %d notifications, want none", why, len(got))
+	}
 }
 
 func (h *harness) follow(broadcaster, follower string) string {

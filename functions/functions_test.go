@@ -116,7 +116,7 @@ func TestNormalizeOverHTTPPush(t *testing.T) {
 	if _, err := pub.Publish(ctx, raw, frame, map[string]string{"message_type": "notification"}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := bus.Collect(ctx, ps, "watch-ingress", 2, 5*time.Second)
+	got, err := bus.CollectFor(ctx, ps, "watch-ingress", 2, 20*time.Second, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestNormalizeOverHTTPPush(t *testing.T) {
 	if code := push(t, endpoint, []byte("not json at all"), "poison-1"); code != http.StatusOK {
 		t.Fatalf("poison answered %d, want 200 (acknowledged)", code)
 	}
-	dl, err := bus.Collect(ctx, ps, "watch-dead", 1, 5*time.Second)
+	dl, err := bus.CollectFor(ctx, ps, "watch-dead", 1, 20*time.Second, time.Second)
 	if err != nil || len(dl) != 1 {
 		t.Fatalf("dead letters: %d %v", len(dl), err)
 	}

@@ -168,8 +168,8 @@ func Attributes(f eventsub.Frame) map[string]string {
 	a[AttrSubscriptionType] = f.SubscriptionType
 	a[AttrSubscriptionVersion] = f.SubscriptionVersion
 	a[AttrMessageTimestamp] = f.MessageTimestamp.UTC().Format(time.RFC3339Nano)
-	if f.BroadcasterID != "" {
-		a[AttrBroadcasterID] = f.BroadcasterID
+	if id := eventsub.BroadcasterID(f.Data); id != "" {
+		a[AttrBroadcasterID] = id
 	}
 	return a
 }

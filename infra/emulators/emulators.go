@@ -238,3 +238,20 @@ func tail(l *lockedWriter) string {
 	}
 	return string(b)
 }
+
+// Pause freezes the emulator's processes (SIGSTOP): clients see it hang, as with a
+// network partition, and it loses nothing. Resume undoes it.
+func (e *Emulator) Pause() error { return e.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused emulator.
+func (e *Emulator) Resume() error { return e.signal(syscall.SIGCONT) }
+
+func (e *Emulator) signal(sig syscall.Signal) error {
+	e.mu.Lock()
+	cmd := e.cmd
+	e.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return errors.New("emulator not running")
+	}
+	return syscall.Kill(-cmd.Process.Pid, sig)
+}

@@ -101,13 +101,19 @@ type Received struct {
 // Collect pulls and acknowledges messages from sub until max have arrived or nothing
 // has arrived for quiet. Tests and the local stack's event printer use it.
 func Collect(ctx context.Context, client *pubsub.Client, sub string, max int, quiet time.Duration) ([]Received, error) {
+	return CollectFor(ctx, client, sub, max, quiet, quiet)
+}
+
+// CollectFor is Collect with a separate, usually longer, wait for the first message
+// (a streaming pull takes a moment to start on a busy machine).
+func CollectFor(ctx context.Context, client *pubsub.Client, sub string, max int, first, quiet time.Duration) ([]Received, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		mu  sync.Mutex
 		out []Received
 	)
-	timer := time.AfterFunc(quiet, cancel)
+	timer := time.AfterFunc(first, cancel)
 	defer timer.Stop()
 	err := client.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
 		m.Ack()
