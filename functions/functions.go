@@ -4,7 +4,8 @@
 // I/O and cannot fail).
 //
 // Each entry point is a thin trigger.Wrap around a service from its own package:
-// Normalize (functions/normalize) and Finalize (functions/finalize).
+// Normalize (functions/normalize), EgressChat and EgressWhisper (functions/egress)
+// and Finalize (functions/finalize).
 package functions
 
 import (
@@ -20,6 +21,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/bitbrat/twitch-edge/functions/egress"
 	"github.com/bitbrat/twitch-edge/functions/finalize"
 	"github.com/bitbrat/twitch-edge/functions/normalize"
 	"github.com/bitbrat/twitch-edge/functions/trigger"
@@ -29,12 +31,15 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/twitchclient"
 )
 
 // Entry point names, as deployed (Terraform's entry_point) and served locally.
 const (
-	NameNormalize = "Normalize"
-	NameFinalize  = "Finalize"
+	NameNormalize     = "Normalize"
+	NameEgressChat    = "EgressChat"
+	NameEgressWhisper = "EgressWhisper"
+	NameFinalize      = "Finalize"
 )
 
 // CloudEventFunc is the shape of every entry point.
@@ -47,8 +52,10 @@ func Handlers() map[string]CloudEventFunc { return handlers() }
 
 var handlers = sync.OnceValue(func() map[string]CloudEventFunc {
 	return map[string]CloudEventFunc{
-		NameNormalize: lazy(NameNormalize, event.TypeEventSubRawNotification, buildNormalize),
-		NameFinalize:  lazy(NameFinalize, event.TypeEgressDeliver, buildFinalize),
+		NameNormalize:     lazy(NameNormalize, event.TypeEventSubRawNotification, buildNormalize),
+		NameEgressChat:    lazy(NameEgressChat, originalEgress, buildEgressChat),
+		NameEgressWhisper: lazy(NameEgressWhisper, originalEgress, buildEgressWhisper),
+		NameFinalize:      lazy(NameFinalize, event.TypeEgressDeliver, buildFinalize),
 	}
 })
 
@@ -67,7 +74,13 @@ type env struct {
 	pub    *bus.Publisher
 	fs     *firestore.Client
 	owner  string
+
+	twitchMu sync.Mutex
+	twitch   *twitchclient.Twitch
 }
+
+// originalEgress names egress events in dead letters.
+const originalEgress = "internal.egress.v1"
 
 var (
 	envOnce sync.Once
@@ -115,31 +128,47 @@ func newEnv(ctx context.Context) (*env, error) {
 	}, nil
 }
 
-// lazy returns an entry point that builds its handler on first use.
+// lazy returns an entry point that builds its handler on first use. A failed build
+// is retried on the next message (which Pub/Sub redelivers meanwhile).
 // originalType names what the function's input messages are, for dead letters.
-func lazy(name, originalType string, build func(*env) trigger.Handler) CloudEventFunc {
+func lazy(name, originalType string, build func(context.Context, *env) (trigger.Handler, error)) CloudEventFunc {
 	var (
-		once sync.Once
-		fn   CloudEventFunc
+		mu sync.Mutex
+		fn CloudEventFunc
 	)
-	return func(ctx context.Context, e cloudevent.Event) error {
+	get := func(ctx context.Context) (CloudEventFunc, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fn != nil {
+			return fn, nil
+		}
 		env, err := sharedEnv(ctx)
+		if err != nil {
+			return nil, err
+		}
+		h, err := build(ctx, env)
+		if err != nil {
+			env.log.ErrorContext(ctx, name+": cannot start", "error", err.Error())
+			return nil, err
+		}
+		dl := trigger.DeadLetters{
+			Pub: env.pub, Topic: env.topics.DeadLetter,
+			Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
+		}
+		fn = trigger.Wrap(name, env.log.With("function", name), dl, h)
+		return fn, nil
+	}
+	return func(ctx context.Context, e cloudevent.Event) error {
+		f, err := get(ctx)
 		if err != nil {
 			slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error(name+": cannot start", "error", err.Error())
 			return fault.Wrap(fault.Transient, "FUNCTION_NOT_CONFIGURED", err, "%s", name)
 		}
-		once.Do(func() {
-			dl := trigger.DeadLetters{
-				Pub: env.pub, Topic: env.topics.DeadLetter,
-				Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
-			}
-			fn = trigger.Wrap(name, env.log.With("function", name), dl, build(env))
-		})
-		return fn(ctx, e)
+		return f(ctx, e)
 	}
 }
 
-func buildNormalize(env *env) trigger.Handler {
+func buildNormalize(_ context.Context, env *env) (trigger.Handler, error) {
 	s := &normalize.Service{
 		Builder:      &normalize.Builder{Normalizers: normalize.Registry(), EgressDestination: env.fns.EgressDestination},
 		Pub:          env.pub,
@@ -151,10 +180,49 @@ func buildNormalize(env *env) trigger.Handler {
 		Now:          time.Now,
 		Log:          env.log.With("function", NameNormalize),
 	}
-	return s.Handle
+	return s.Handle, nil
 }
 
-func buildFinalize(env *env) trigger.Handler {
+func buildFinalize(_ context.Context, env *env) (trigger.Handler, error) {
 	svc := finalize.New(store.NewEvents(env.fs, nil), time.Now, env.fns.EventTTL, env.log.With("function", NameFinalize))
-	return svc.Handle
+	return svc.Handle, nil
+}
+
+func egressTopics(env *env) egress.Topics {
+	return egress.Topics{Finalize: env.topics.Finalize, Whisper: env.topics.Whisper, Egress: env.topics.Egress}
+}
+
+func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
+	bot, err := env.botUserID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := egress.NewChatService(egress.ChatConfig{
+		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
+		BotUserID: bot, Owner: env.owner, Lease: time.Minute, Now: time.Now,
+		Log: env.log.With("function", NameEgressChat),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return svc.Handle, nil
+}
+
+func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) {
+	bot, err := env.botUserID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := egress.NewWhisperService(egress.WhisperConfig{
+		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
+		Recipients: store.NewWhisperRecipients(env.fs),
+		BotUserID:  bot, Owner: env.owner, Lease: time.Minute, Now: time.Now,
+		Log: env.log.With("function", NameEgressWhisper),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return svc.Handle, nil
 }

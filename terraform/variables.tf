@@ -110,9 +110,9 @@ variable "firestore_location" {
 }
 
 variable "ttl_collections" {
-  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger and the delivery claims (shared/store writes expireAt in all three)."
+  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows and the connector's forwarded-id ledger (shared/store writes expireAt in all of them)."
   type        = list(string)
-  default     = ["events", "idempotency", "deliveries"]
+  default     = ["events", "idempotency", "deliveries", "whisperRecipients", "eventsub_forwarded"]
 }
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,239 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/functions/trigger"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/store"
+)
+
+// WhisperAPI is what EgressWhisper needs from Helix (*twitch.Client satisfies it).
+type WhisperAPI interface {
+	SendWhisper(ctx context.Context, fromUserID, toUserID, message string) error
+}
+
+// Recipients counts the distinct users the bot whispered, across instances
+// (*store.WhisperRecipients).
+type Recipients interface {
+	Admit(ctx context.Context, r store.WhisperRequest) (store.WhisperAdmission, error)
+}
+
+// WhisperConfig are the whisper service's dependencies and settings.
+type WhisperConfig struct {
+	// Helix sends whispers. Required.
+	Helix WhisperAPI
+	// Pub publishes finalize messages. Required.
+	Pub Publisher
+	// Claims records each whisper's delivery (collection deliveries). Required.
+	Claims Claims
+	// Recipients enforces the daily unique-recipient cap. Required.
+	Recipients Recipients
+	// Topics: Finalize is required.
+	Topics Topics
+	// BotUserID is the sender (the whisper token's user, with a verified phone).
+	// Required, digits.
+	BotUserID string
+	// Owner names this instance in claims. Default "egress".
+	Owner string
+	// Lease is how long a claim blocks other deliveries. Default DefaultLease.
+	Lease time.Duration
+	// Limiter enforces the per-second and per-minute limits in this process. Default
+	// NewLimiter(WhispersPerSecond, WhispersPerMinute). The function must run with at
+	// most one instance for it to hold.
+	Limiter *Limiter
+	// RecipientCap is the number of distinct users the bot may whisper per day.
+	// Default DefaultRecipientCap (Twitch's 40).
+	RecipientCap int
+	// MaxWait is the longest the handler waits for a free send slot; a longer wait
+	// returns a RateLimited error instead, and Pub/Sub retries later. Default
+	// DefaultMaxWait.
+	MaxWait time.Duration
+	// Sleep waits for d or until ctx ends. Default: a timer. Tests advance a fake
+	// clock instead.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock (limits, admissions, deliveredAt). Default time.Now.
+	Now func() time.Time
+	// Log receives one line per outcome. Default: discard.
+	Log *slog.Logger
+}
+
+// WhisperService is the EgressWhisper function's logic.
+type WhisperService struct {
+	core
+	helix      WhisperAPI
+	recipients Recipients
+	limiter    *Limiter
+	cap        int
+	maxWait    time.Duration
+	sleep      func(ctx context.Context, d time.Duration) error
+}
+
+// NewWhisperService checks cfg and returns the service.
+func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
+	c, err := newCore("egress.whisper", "whisper", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.Now, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	var problems []error
+	if cfg.Helix == nil {
+		problems = append(problems, errors.New("Helix is required"))
+	}
+	if cfg.Recipients == nil {
+		problems = append(problems, errors.New("Recipients is required"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("egress whisper: %w", err)
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter(WhispersPerSecond, WhispersPerMinute)
+	}
+	if cfg.RecipientCap <= 0 {
+		cfg.RecipientCap = DefaultRecipientCap
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = DefaultMaxWait
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, limiter: cfg.Limiter,
+		cap: cfg.RecipientCap, maxWait: cfg.MaxWait, sleep: cfg.Sleep}, nil
+}
+
+// Handle whispers one dm event's text to its userId, within Twitch's limits: 3 per
+// second and 100 per minute (a full budget is a RateLimited error, retried later),
+// 40 distinct recipients per day (beyond: FAILED, code WHISPER_RECIPIENT_CAP), and
+// 500 characters to a first-time recipient, 10,000 otherwise (longer text is
+// truncated, and the finalize records it). Errors follow ChatService.Handle.
+func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
+	env, err := s.decode(ctx, m, firstNonEmpty(m.Attributes[AttrOriginTopic], m.Topic, s.topics.Egress))
+	if err != nil {
+		return err
+	}
+	ctx = logging.WithCorrelationID(ctx, env.cid)
+	to := env.e.UserID
+	switch {
+	case !isDigits(to):
+		return s.reject(ctx, env.cid, env.destination, env.e,
+			fault.New(fault.Invalid, CodeBadUserID, "whisper target userId %q is not a Twitch user id", to))
+	case to == s.botID:
+		return s.reject(ctx, env.cid, env.destination, env.e,
+			fault.New(fault.Invalid, CodeWhisperToSelf, "the bot cannot whisper itself"))
+	}
+	sel, ok := SelectText(env.e)
+	if !ok {
+		return s.reject(ctx, env.cid, env.destination, env.e,
+			fault.New(fault.Invalid, CodeNoText, "no candidate text, payload.text or payload.chat.text to send"))
+	}
+
+	owner := s.attemptOwner()
+	key := s.keyspace + ":" + env.cid + ":0"
+	claim, err := s.claims.Acquire(ctx, key, owner, s.lease)
+	if err != nil {
+		return err
+	}
+	switch claim.State {
+	case store.Completed:
+		return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{decodeOutcome(claim.Result)}))
+	case store.Held:
+		return inProgress(key, claim)
+	}
+	if claim.Attempts > 1 {
+		s.log.WarnContext(ctx, s.name+": taking over an expired claim; the whisper may have been sent already",
+			"key", key, "attempts", claim.Attempts)
+	}
+	o, err := s.send(ctx, env, to, sel.Text)
+	if err != nil {
+		s.release(ctx, key, owner)
+		if fault.KindOf(err) == fault.Auth {
+			return s.authFailure(ctx, env, []outcome{s.failedBy(err)}, err)
+		}
+		s.log.WarnContext(ctx, s.name+": whisper will be retried", "error", err.Error(), "code", fault.CodeOf(err, "UNKNOWN"),
+			"retryAfter", fault.RetryAfter(err, s.now()).String())
+		return err
+	}
+	s.complete(ctx, key, owner, o)
+	return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{o}))
+}
+
+// send applies the limits and whispers. It returns the final outcome (SENT, or FAILED
+// for good), or an error when the whisper must be retried (or, for Auth, reported and
+// dead-lettered).
+func (s *WhisperService) send(ctx context.Context, env *envelope, to, text string) (outcome, error) {
+	adm, err := s.recipients.Admit(ctx, store.WhisperRequest{SenderID: s.botID, RecipientID: to, Key: env.cid, At: s.now(), Cap: s.cap})
+	if err != nil {
+		return outcome{}, err
+	}
+	if !adm.Admitted {
+		s.log.WarnContext(ctx, s.name+": daily whisper recipient cap reached", "to", to, "admission", adm.String())
+		return s.failed(CodeRecipientCap, fmt.Sprintf(
+			"the bot already whispered %d different users in the last 24 hours (Twitch allows %d); the next recipient can be whispered after %s",
+			adm.Recipients, s.cap, adm.NextSlot.UTC().Format(time.RFC3339))), nil
+	}
+	limit, reason := WhisperMaxChars, "whisper longer than Twitch allows"
+	if adm.FirstTime {
+		limit, reason = WhisperFirstTimeMaxChars, "whisper to a first-time recipient longer than Twitch allows"
+	}
+	msg, cut := Truncate(text, limit)
+	if err := s.takeSlot(ctx); err != nil {
+		return outcome{}, err
+	}
+	if err := s.helix.SendWhisper(ctx, s.botID, to, msg); err != nil {
+		if k := fault.KindOf(err); k == fault.Permanent || k == fault.Invalid {
+			o := s.failedBy(err)
+			s.log.WarnContext(ctx, s.name+": whisper not sent", "to", to, "code", o.Code, "twitchMessage", o.Message)
+			return o, nil
+		}
+		return outcome{}, err
+	}
+	o := outcome{Status: event.StatusSent, At: event.Timestamp(s.now())}
+	if cut {
+		o.Cut = &Truncation{Limit: limit, OriginalChars: CharCount(text), SentChars: CharCount(msg), Reason: reason}
+	}
+	s.log.InfoContext(ctx, s.name+": whisper sent", "to", to, "chars", CharCount(msg), "truncated", cut,
+		"firstTimeRecipient", adm.FirstTime)
+	return o, nil
+}
+
+// takeSlot reserves a send slot in the per-second and per-minute budgets, waiting at
+// most maxWait for one; beyond that it returns a RateLimited error with the time the
+// next slot frees, so that Pub/Sub retries the message later instead of the handler
+// holding it.
+func (s *WhisperService) takeSlot(ctx context.Context) error {
+	for try := 0; ; try++ {
+		ok, at := s.limiter.Reserve(s.now())
+		if ok {
+			return nil
+		}
+		wait := at.Sub(s.now())
+		if wait > s.maxWait || try >= 2 {
+			return &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
+				Message: fmt.Sprintf("whisper budget (%d/s, %d/min) spent until %s", s.limiter.perSecond, s.limiter.perMinute,
+					at.UTC().Format(time.RFC3339Nano))}
+		}
+		if err := s.sleep(ctx, wait); err != nil {
+			return fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
