@@ -28,16 +28,24 @@ type Builder struct {
 // Build decodes one raw EventSub frame and returns its normalized event. Every error
 // is fault.Invalid: the same frame will never normalize.
 func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
-	msg, err := twitch.DecodeMessage(frame)
-	if err != nil {
-		return nil, err
+	// One pass over the frame: metadata, subscription and the raw event together
+	// (decoding the envelope and then its payload would scan the payload twice).
+	var msg struct {
+		Metadata twitch.Metadata            `json:"metadata"`
+		Payload  twitch.NotificationPayload `json:"payload"`
+	}
+	if err := json.Unmarshal(frame, &msg); err != nil {
+		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub notification")
+	}
+	if msg.Metadata.MessageType == "" || msg.Metadata.MessageID == "" {
+		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "frame without metadata.message_type or message_id")
 	}
 	if msg.Metadata.MessageType != twitch.MessageTypeNotification {
 		return nil, fault.New(fault.Invalid, "EVENTSUB_NOT_NOTIFICATION", "message_type is %q, not notification", msg.Metadata.MessageType)
 	}
-	p, err := msg.Notification()
-	if err != nil {
-		return nil, err
+	p := &msg.Payload
+	if p.Subscription.Type == "" {
+		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "notification without subscription type")
 	}
 	if len(p.Event) == 0 || string(p.Event) == "null" {
 		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_EVENT", "%s notification without event", p.Subscription.Type)
