@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,7 @@ func resolveChannels(ctx context.Context, users UserResolver, channels []string)
 	var logins []string
 	ids := make([]string, 0, len(channels))
 	for _, c := range channels {
+		c = strings.ToLower(strings.TrimPrefix(c, "#"))
 		if digits.MatchString(c) {
 			ids = append(ids, c)
 		} else {
@@ -205,7 +207,9 @@ func (a *App) waitForLease(ctx context.Context) error {
 			a.log.Info("connector: lease acquired, holding the EventSub session", "instance", a.cfg.InstanceID, "attempt", c.Attempts)
 			return nil
 		}
-		wait := a.cfg.LeaseTTL / 3
+		// Standbys look often: after a clean hand-off (the holder released the lease)
+		// the gap without a session is at most this.
+		wait := min(a.cfg.LeaseTTL/3, 2*time.Second)
 		if err != nil {
 			a.log.Warn("connector: lease check failed", "error", err.Error())
 		} else {
@@ -250,6 +254,7 @@ func (a *App) holdSession(ctx context.Context) {
 func (a *App) renewLease(ctx context.Context, lost context.CancelFunc) {
 	t := time.NewTicker(a.cfg.LeaseTTL / 3)
 	defer t.Stop()
+	lastOK := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,6 +266,13 @@ func (a *App) renewLease(ctx context.Context, lost context.CancelFunc) {
 			return
 		}
 		if err != nil {
+			// Without a renewal the lease runs out and a standby may take over: stop
+			// holding the session before that can happen (fencing), not after.
+			if time.Since(lastOK) > a.cfg.LeaseTTL*2/3 {
+				a.log.Error("connector: lease could not be renewed in time, dropping the session", "error", err.Error())
+				lost()
+				return
+			}
 			a.log.Warn("connector: lease renewal failed; will retry", "error", err.Error())
 			continue
 		}
@@ -269,6 +281,7 @@ func (a *App) renewLease(ctx context.Context, lost context.CancelFunc) {
 			lost()
 			return
 		}
+		lastOK = time.Now()
 	}
 }
 
@@ -288,16 +301,22 @@ func (a *App) preloadWindow(ctx context.Context) {
 	}
 }
 
+// shutdown runs after the session has stopped reading. The lease goes first, so that
+// a standby can take over while this instance flushes what it already read; then the
+// relay gets what is left of the grace period, and the ledger the rest.
 func (a *App) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
-	defer cancel()
-	if err := a.relay.Close(ctx); err != nil {
-		a.log.Error("connector: shutdown", "error", err.Error())
-	}
-	a.ledger.Close()
-	if err := a.lease.Release(ctx, leaseKey, a.cfg.InstanceID); err != nil {
+	deadline := time.Now().Add(a.cfg.ShutdownGrace)
+	lctx, lcancel := context.WithTimeout(context.Background(), min(2*time.Second, a.cfg.ShutdownGrace/4))
+	if err := a.lease.Release(lctx, leaseKey, a.cfg.InstanceID); err != nil {
 		a.log.Warn("connector: release lease", "error", err.Error())
 	}
+	lcancel()
+	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(-time.Second))
+	if err := a.relay.Close(rctx); err != nil {
+		a.log.Error("connector: shutdown", "error", err.Error())
+	}
+	rcancel()
+	a.ledger.Close()
 	a.log.Info("connector: stopped", "published", a.relay.Published())
 }
 

@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/shared/config"
 )
@@ -14,8 +16,8 @@ type Config struct {
 	Common config.Common
 	Twitch config.Twitch
 	Topics config.Topics
-	// InstanceID names this instance in the lease (CONNECTOR_INSTANCE_ID, default
-	// hostname-pid).
+	// InstanceID names this instance in the lease: CONNECTOR_INSTANCE_ID (default the
+	// hostname) plus a random suffix.
 	InstanceID string
 	// Extra are further subscription types (EVENTSUB_EXTRA_SUBSCRIPTIONS,
 	// "type:version" items).
@@ -43,8 +45,10 @@ func ReadConfig(get config.Lookup) (Config, error) {
 		Twitch: config.ReadTwitch(r),
 	}
 	c.Topics = config.ReadTopics(r, c.Common.BusPrefix)
+	// Container hostnames and pids repeat (two revisions during a deploy may share
+	// both), and the lease treats one id as one holder: a random part keeps ids apart.
 	host, _ := os.Hostname()
-	c.InstanceID = r.String("CONNECTOR_INSTANCE_ID", fmt.Sprintf("%s-%d", host, os.Getpid()))
+	c.InstanceID = r.String("CONNECTOR_INSTANCE_ID", host) + "-" + uuid.NewString()[:8]
 	extra, err := eventsub.ParseTypeVersions(r.List("EVENTSUB_EXTRA_SUBSCRIPTIONS"))
 	if err != nil {
 		r.Invalid("EVENTSUB_EXTRA_SUBSCRIPTIONS", err)

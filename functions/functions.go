@@ -10,6 +10,7 @@ package functions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/uuid"
 
 	"github.com/bitbrat/twitch-edge/functions/egress"
 	"github.com/bitbrat/twitch-edge/functions/finalize"
@@ -83,19 +85,38 @@ type env struct {
 const originalEgress = "internal.egress.v1"
 
 var (
-	envOnce sync.Once
-	envVal  *env
-	envErr  error
+	envMu     sync.Mutex
+	envVal    *env
+	envConfig error // a configuration error, remembered: it does not fix itself
 )
 
 // sharedEnv reads the configuration and connects the clients, once. A configuration
 // error is remembered and returned to every call: each message is then retried by
 // Pub/Sub and, after the subscription's maximum attempts, dead-lettered — not lost
-// while someone fixes the deployment.
+// while someone fixes the deployment. A client that could not be built is tried again
+// on the next message.
 func sharedEnv(ctx context.Context) (*env, error) {
-	envOnce.Do(func() { envVal, envErr = newEnv(ctx) })
-	return envVal, envErr
+	envMu.Lock()
+	defer envMu.Unlock()
+	if envVal != nil || envConfig != nil {
+		return envVal, envConfig
+	}
+	e, err := newEnv(ctx)
+	var cfgErr *configError
+	if errors.As(err, &cfgErr) {
+		envConfig = err
+	}
+	if err != nil {
+		return nil, err
+	}
+	envVal = e
+	return e, nil
 }
+
+type configError struct{ err error }
+
+func (c *configError) Error() string { return "configuration: " + c.err.Error() }
+func (c *configError) Unwrap() error { return c.err }
 
 func newEnv(ctx context.Context) (*env, error) {
 	r := config.NewReader(config.Env())
@@ -103,7 +124,7 @@ func newEnv(ctx context.Context) (*env, error) {
 	topics := config.ReadTopics(r, common.BusPrefix)
 	fns := config.ReadFunctions(r)
 	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("configuration: %w", err)
+		return nil, &configError{err}
 	}
 	log := logging.New(os.Stdout, common.LogLevel, "functions")
 	// Client construction does not dial; it cannot outlive this request's context
@@ -122,9 +143,10 @@ func newEnv(ctx context.Context) (*env, error) {
 		common: common, topics: topics, fns: fns, log: log,
 		// Functions publish one message per invocation and wait for it: don't hold it
 		// back for batching.
-		pub:   bus.NewPublisher(ps, &bus.FunctionPublishSettings),
-		fs:    fs,
-		owner: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		pub: bus.NewPublisher(ps, &bus.FunctionPublishSettings),
+		fs:  fs,
+		// Hostnames and pids repeat across containers; claims compare owners.
+		owner: fmt.Sprintf("%s-%s", host, uuid.NewString()[:8]),
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -129,17 +130,20 @@ type Session struct {
 	sessionID string
 	subs      map[string]SubscriptionState // by spec key
 	revoked   map[string]string            // spec key → reason; not resubscribed
-	// records carries state changes to one writer goroutine, in the order they
-	// happened in memory, so Firestore ends with the last word and the socket never
-	// waits for Firestore.
-	records chan SubscriptionState
+	// records carries state writes to one writer goroutine, in the order they
+	// happened in memory, so Firestore ends with the last word and neither the socket
+	// nor subscribing ever waits for Firestore.
+	records chan func(context.Context) error
+	// work tracks goroutines started per connection (subscribing), which Run waits
+	// for before it stops the writer.
+	work sync.WaitGroup
 }
 
 // New returns a Session.
 func New(o Options) *Session {
 	o.defaults()
 	return &Session{o: o, subs: map[string]SubscriptionState{}, revoked: map[string]string{},
-		records: make(chan SubscriptionState, 1024)}
+		records: make(chan func(context.Context) error, 1024)}
 }
 
 // Status is a snapshot for health checks and logs.
@@ -184,9 +188,20 @@ var (
 func (s *Session) Run(ctx context.Context) error {
 	writerDone := make(chan struct{})
 	go s.writeRecords(writerDone)
-	defer func() { close(s.records); <-writerDone }()
+	defer func() {
+		s.work.Wait()
+		close(s.records)
+		<-writerDone
+	}()
 	attempt := 0
 	for {
+		if s.nothingToSubscribe() {
+			// Every subscription was revoked for good: a socket without subscriptions
+			// would only be closed by Twitch (4003) over and over.
+			s.o.Log.Error("eventsub: every subscription is revoked; not connecting until restarted with new authorization")
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		started := s.o.Now()
 		err := s.runConnection(ctx, s.o.URL)
 		s.setConnected(false, "")
@@ -281,6 +296,9 @@ type conn struct {
 	ws      *websocket.Conn
 	session twitch.Session
 	url     string
+	// lastRead is when the reader last received a frame (unix ns): the watchdog's
+	// measure of Twitch's silence, independent of how fast frames are processed.
+	lastRead atomic.Int64
 }
 
 type readResult struct {
@@ -317,16 +335,16 @@ func (s *Session) dial(ctx context.Context, url string) (*conn, error) {
 	return &conn{ws: ws, session: *sess, url: url}, nil
 }
 
-// read pumps c's frames into out until the socket ends or done closes.
-func (s *Session) read(ctx context.Context, c *conn, out chan<- readResult, done <-chan struct{}) {
+// read pumps c's frames into out until the socket ends. It never drops a frame it
+// read: runConnection drains out until every reader has returned.
+func (s *Session) read(ctx context.Context, c *conn, out chan<- readResult) {
 	for {
 		_, data, err := c.ws.Read(ctx)
-		r := readResult{c: c, data: data, at: s.o.Now(), err: err}
-		select {
-		case out <- r:
-		case <-done:
-			return
+		now := s.o.Now()
+		if err == nil {
+			c.lastRead.Store(now.UnixNano())
 		}
+		out <- readResult{c: c, data: data, at: now, err: err}
 		if err != nil {
 			return
 		}
@@ -346,51 +364,53 @@ type handover struct {
 // runConnection holds one logical session, across any number of session_reconnect
 // hand-overs, until it is lost.
 func (s *Session) runConnection(parent context.Context, url string) error {
-	// Work started for this connection (subscribing, clean-up) ends with it, so a
-	// slow call cannot act on a later session's behalf.
+	// Work started for this connection (subscribing, clean-up, a hand-over dial) ends
+	// with it, so a slow call cannot act on a later session's behalf.
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	cur, err := s.dial(ctx, url)
 	if err != nil {
 		return err
 	}
+	cur.lastRead.Store(s.o.Now().UnixNano())
 	frames := make(chan readResult, 64)
-	done := make(chan struct{})
 	var readers sync.WaitGroup
 	startReader := func(c *conn) {
 		readers.Add(1)
-		go func() { defer readers.Done(); s.read(ctx, c, frames, done) }()
+		go func() { defer readers.Done(); s.read(ctx, c, frames) }()
 	}
 	open := map[*conn]bool{cur: true}
 	handovers := make(chan handover, 1)
+	handingOver := false
+	var draining *conn // the old socket of a hand-over, read until quiet
 	defer func() {
-		close(done)
-		for c := range open {
-			c.ws.Close(websocket.StatusNormalClosure, "")
-		}
-		readers.Wait()
-		// A hand-over dial still in flight: wait for it and close what it opened.
-		select {
-		case h := <-handovers:
-			if h.c != nil {
+		cancel() // ends an in-flight hand-over dial and this connection's subscribing
+		if handingOver {
+			if h := <-handovers; h.c != nil {
 				h.c.ws.CloseNow()
 			}
-		default:
 		}
+		// CloseNow, not a close handshake: the reader holds the socket's read lock, and
+		// a handshake would wait seconds for it on exactly the sockets that are dead.
+		for c := range open {
+			c.ws.CloseNow()
+		}
+		s.drainFrames(parent, frames, &readers)
 	}()
 	startReader(cur)
 	s.onNewSession(ctx, cur, true)
 
 	watchdog := time.NewTimer(s.keepaliveWindow(cur))
 	defer watchdog.Stop()
-	handingOver := false
-	var draining *conn // the old socket of a hand-over, read until quiet
 	drain := time.NewTimer(time.Hour)
 	drain.Stop()
 	defer drain.Stop()
-	closeConn := func(c *conn) {
-		delete(open, c)
-		c.ws.Close(websocket.StatusNormalClosure, "reconnected")
+	closeDrained := func() {
+		if draining != nil {
+			delete(open, draining)
+			go draining.ws.Close(websocket.StatusNormalClosure, "reconnected") // the handshake may take a while
+			draining = nil
+		}
 	}
 
 	for {
@@ -398,12 +418,17 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 		case <-ctx.Done():
 			return parent.Err()
 		case <-watchdog.C:
+			// Silence is measured from the last frame received. Frames still queued
+			// mean this process is behind (backpressure), not that Twitch is silent.
+			window := s.keepaliveWindow(cur)
+			silent := s.o.Now().Sub(time.Unix(0, cur.lastRead.Load()))
+			if len(frames) > 0 || silent < window {
+				watchdog.Reset(max(window-silent, 100*time.Millisecond))
+				continue
+			}
 			return errKeepalive
 		case <-drain.C:
-			if draining != nil {
-				closeConn(draining)
-				draining = nil
-			}
+			closeDrained()
 		case h := <-handovers:
 			handingOver = false
 			if h.err != nil {
@@ -412,10 +437,9 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 				s.o.Log.Error("eventsub: reconnect URL failed; staying on the old socket", "error", h.err.Error())
 				continue
 			}
-			if draining != nil { // a second hand-over before the first drained
-				closeConn(draining)
-			}
+			closeDrained() // a second hand-over before the first drained
 			draining, cur = cur, h.c
+			cur.lastRead.Store(s.o.Now().UnixNano())
 			open[cur] = true
 			startReader(cur)
 			s.onNewSession(ctx, cur, false)
@@ -437,9 +461,7 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 				}
 				return r.err
 			}
-			if r.c == cur {
-				resetTimer(watchdog, s.keepaliveWindow(cur))
-			} else if r.c == draining {
+			if r.c == draining {
 				resetTimer(drain, drainQuiet)
 			}
 			reconnectURL, err := s.handleFrame(ctx, r)
@@ -452,6 +474,38 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 					c, err := s.dial(ctx, reconnectURL)
 					handovers <- handover{c, err}
 				}()
+			}
+		}
+	}
+}
+
+// drainFrames forwards the frames already read when a connection ends (Twitch will
+// not send them again), until every reader has returned. Forwarding is bounded in
+// time: on shutdown the relay may be full.
+func (s *Session) drainFrames(parent context.Context, frames chan readResult, readers *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 5*time.Second)
+	defer cancel()
+	handle := func(r readResult) {
+		if r.err == nil {
+			if _, err := s.handleFrame(ctx, r); err != nil {
+				s.o.Log.Error("eventsub: frame read before the connection ended could not be forwarded", "error", err.Error())
+			}
+		}
+	}
+	for {
+		select {
+		case r := <-frames:
+			handle(r)
+		case <-done:
+			for {
+				select {
+				case r := <-frames:
+					handle(r)
+				default:
+					return
+				}
 			}
 		}
 	}
@@ -475,14 +529,14 @@ func (s *Session) onNewSession(ctx context.Context, c *conn, subscribe bool) {
 	s.o.Log.Info("eventsub: session welcomed", "sessionId", c.session.ID, "handover", !subscribe,
 		"keepaliveSeconds", c.keepalive())
 	if s.o.State != nil {
-		if err := s.o.State.SessionStarted(ctx, c.session.ID, c.session.ConnectedAt); err != nil {
-			s.o.Log.Warn("eventsub: record session", "error", err.Error())
-		}
+		id, at := c.session.ID, c.session.ConnectedAt
+		s.enqueueRecord(func(ctx context.Context) error { return s.o.State.SessionStarted(ctx, id, at) })
 	}
 	if subscribe {
 		// Subscriptions must exist within ten seconds of the welcome; create them
 		// while the reader keeps the socket serviced.
-		go s.subscribeAll(ctx, c.session.ID)
+		s.work.Add(1)
+		go func() { defer s.work.Done(); s.subscribeAll(ctx) }()
 		return
 	}
 	// After a hand-over the subscriptions carried over: only their session changed.

@@ -26,12 +26,40 @@ var permanentRevocations = map[string]bool{
 	twitch.StatusVersionRemoved:       true,
 }
 
-// subscribeAll creates every spec that is not revoked on sessionID, at most four at
-// a time, then removes orphaned subscriptions of earlier sessions.
-func (s *Session) subscribeAll(ctx context.Context, sessionID string) {
-	deadline := s.o.Now().Add(subscribeWindow)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+// subscribeAll creates every spec that is not revoked on the current session, at
+// most four at a time, then removes orphaned subscriptions of earlier sessions. What
+// failed is tried again with backoff for as long as the connection lives: a channel
+// must not stay silent until the next reconnect.
+func (s *Session) subscribeAll(ctx context.Context) {
+	pending := s.subscribable()
+	for round := 0; len(pending) > 0 && ctx.Err() == nil; round++ {
+		if round > 0 {
+			// 15 s, 30 s, 1 min, ... 5 min between rounds.
+			wait := min(15*time.Second<<min(round-1, 5), 5*time.Minute)
+			s.o.Log.Warn("eventsub: retrying failed subscriptions", "count", len(pending), "in", wait.String())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		s.subscribeRound(ctx, pending, round == 0)
+		pending = s.failed(pending)
+	}
+}
+
+// subscribeRound creates specs on the current session. The first round must finish
+// within Twitch's window; later ones have the connection's lifetime.
+func (s *Session) subscribeRound(ctx context.Context, specs []Spec, first bool) {
+	sessionID := s.currentSession()
+	if sessionID == "" {
+		return
+	}
+	if first {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, s.o.Now().Add(subscribeWindow))
+		defer cancel()
+	}
 	var (
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, 4)
@@ -40,14 +68,7 @@ func (s *Session) subscribeAll(ctx context.Context, sessionID string) {
 	// On a limit error, also delete live subscriptions of ours on other sessions (a
 	// zombie instance's): the lease says this instance is the only holder.
 	cleanup := func() { cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, true) }) }
-	for _, sp := range s.o.Specs {
-		s.mu.Lock()
-		reason, revoked := s.revoked[sp.Key()]
-		s.mu.Unlock()
-		if revoked {
-			s.o.Log.Warn("eventsub: not resubscribing a revoked subscription", "subscription", sp.Key(), "reason", reason)
-			continue
-		}
+	for _, sp := range specs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -67,6 +88,54 @@ func (s *Session) subscribeAll(ctx context.Context, sessionID string) {
 	s.o.Log.Info("eventsub: subscriptions created", "sessionId", sessionID, "ready", st.Ready, "count", len(st.Subscriptions))
 }
 
+// subscribable returns the specs not revoked for good.
+func (s *Session) subscribable() []Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Spec
+	for _, sp := range s.o.Specs {
+		if reason, revoked := s.revoked[sp.Key()]; revoked {
+			s.o.Log.Warn("eventsub: not resubscribing a revoked subscription", "subscription", sp.Key(), "reason", reason)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// nothingToSubscribe reports whether every spec is revoked for good.
+func (s *Session) nothingToSubscribe() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.o.Specs) > 0 && len(s.revoked) >= len(s.o.Specs)
+}
+
+// failed returns those of specs whose last attempt failed (and are not revoked).
+func (s *Session) failed(specs []Spec) []Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Spec
+	for _, sp := range specs {
+		k := sp.Key()
+		if _, revoked := s.revoked[k]; revoked {
+			continue
+		}
+		if st, ok := s.subs[k]; !ok || st.Status == statusFailed {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+func (s *Session) currentSession() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.connected {
+		return ""
+	}
+	return s.sessionID
+}
+
 // subscribe creates one subscription, retrying what can succeed within the window.
 func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, cleanup func()) {
 	req := twitch.CreateSubscriptionRequest{
@@ -75,8 +144,11 @@ func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, clea
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := s.o.Helix.CreateEventSubSubscription(ctx, req)
+		if ctx.Err() != nil && err != nil {
+			return // the connection (or the window) ended: nothing to record
+		}
 		if err == nil {
-			s.record(ctx, SubscriptionState{Key: sp.Key(), ID: res.ID, Type: sp.Type, Version: sp.Version,
+			s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), ID: res.ID, Type: sp.Type, Version: sp.Version,
 				Condition: sp.Condition, SessionID: sessionID, Status: res.Status})
 			s.o.Log.Info("eventsub: subscribed", "subscription", sp.Key(), "subscriptionId", res.ID,
 				"status", res.Status, "totalCost", res.TotalCost, "maxTotalCost", res.MaxTotalCost)
@@ -87,7 +159,7 @@ func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, clea
 		case code == twitch.CodeSubscriptionExists:
 			// Same type and condition already on this session: it is there, which is
 			// what we wanted.
-			s.record(ctx, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version,
+			s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version,
 				Condition: sp.Condition, SessionID: sessionID, Status: twitch.StatusEnabled})
 			s.o.Log.Info("eventsub: subscription already exists", "subscription", sp.Key())
 			return
@@ -102,16 +174,17 @@ func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, clea
 				wait = time.Duration(attempt) * 300 * time.Millisecond
 			}
 			if dl, ok := ctx.Deadline(); ok && s.o.Now().Add(wait).After(dl) {
-				break // no time left in the window; fall through to failure
+				break // no time left in the window: record the failure, a later round retries
 			}
 			select {
 			case <-ctx.Done():
+				return
 			case <-time.After(wait):
 				continue
 			}
 		}
 		s.o.Metrics.SubscribeFailures.Inc()
-		s.record(ctx, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
+		s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
 			SessionID: sessionID, Status: statusFailed, Reason: err.Error()})
 		s.o.Log.Error("eventsub: cannot subscribe", "subscription", sp.Key(), "code", code,
 			"kind", fault.KindOf(err).String(), "error", err.Error(), "hint", hint(code))
@@ -134,6 +207,17 @@ func hint(code string) string {
 	return ""
 }
 
+// recordFor records the outcome of a call made on sessionID, unless the session has
+// changed meanwhile (the answer would describe a session that is gone).
+func (s *Session) recordFor(sessionID string, st SubscriptionState) {
+	s.mu.Lock()
+	current := s.connected && s.sessionID == sessionID
+	s.mu.Unlock()
+	if current {
+		s.record(context.Background(), st)
+	}
+}
+
 func (s *Session) record(_ context.Context, st SubscriptionState) {
 	st.UpdatedAt = s.o.Now()
 	s.mu.Lock()
@@ -142,23 +226,28 @@ func (s *Session) record(_ context.Context, st SubscriptionState) {
 		return // a create's answer arriving after the revocation of the same subscription
 	}
 	s.subs[st.Key] = st
-	if s.o.State == nil {
-		return
+	if s.o.State != nil {
+		s.enqueueRecord(func(ctx context.Context) error { return s.o.State.SubscriptionChanged(ctx, st) })
 	}
+}
+
+// enqueueRecord hands a state write to the writer goroutine; it never blocks. Callers
+// that must keep the order hold s.mu.
+func (s *Session) enqueueRecord(w func(context.Context) error) {
 	select {
-	case s.records <- st:
+	case s.records <- w:
 	default:
-		s.o.Log.Warn("eventsub: state writer behind, record dropped", "subscription", st.Key, "status", st.Status)
+		s.o.Log.Warn("eventsub: state writer behind, a state record was dropped")
 	}
 }
 
 // writeRecords writes state changes in order until records is closed.
 func (s *Session) writeRecords(done chan<- struct{}) {
 	defer close(done)
-	for st := range s.records {
+	for w := range s.records {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.o.State.SubscriptionChanged(ctx, st); err != nil {
-			s.o.Log.Warn("eventsub: record subscription", "subscription", st.Key, "error", err.Error())
+		if err := w(ctx); err != nil {
+			s.o.Log.Warn("eventsub: record connector state", "error", err.Error())
 		}
 		cancel()
 	}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/bitbrat/twitch-edge/functions/trigger"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
@@ -130,7 +132,7 @@ type Service struct {
 	// MaxAge: a message published longer ago than this is dead-lettered instead of
 	// processed (Pub/Sub may have been retrying it for that long).
 	MaxAge time.Duration
-	// Owner names this instance in ledger claims.
+	// Owner names this instance in ledger claims (each attempt adds a unique suffix).
 	Owner string
 	// Lease is how long a claim blocks other instances (a crashed instance's claim
 	// is taken over after it).
@@ -156,7 +158,10 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 		return fault.Wrap(fault.Invalid, "EVENT_ENCODE_FAILED", err, "encode event")
 	}
 	key := "eventsub:" + e.ExternalEvent.ID
-	claim, err := s.Ledger.Acquire(ctx, key, s.Owner, s.Lease)
+	// One owner per attempt: a claim's owner may re-acquire it, and two deliveries of
+	// the same message can run at once in one instance.
+	owner := s.Owner + "/" + uuid.NewString()
+	claim, err := s.Ledger.Acquire(ctx, key, owner, s.Lease)
 	if err != nil {
 		return err
 	}
@@ -171,12 +176,12 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	}
 	id, err := s.Pub.Publish(ctx, s.IngressTopic, body, event.Attributes(e))
 	if err != nil {
-		if rerr := s.Ledger.Release(ctx, key, s.Owner); rerr != nil {
+		if rerr := s.Ledger.Release(ctx, key, owner); rerr != nil {
 			s.Log.WarnContext(ctx, "normalize: release claim after failed publish", "error", rerr.Error())
 		}
 		return err
 	}
-	if err := s.Ledger.Complete(ctx, key, s.Owner, id); err != nil {
+	if err := s.Ledger.Complete(ctx, key, owner, id); err != nil {
 		// Published but not recorded: a redelivery after the lease would publish again
 		// with the same correlation id, which consumers dedupe. Ack now rather than
 		// retry into that.

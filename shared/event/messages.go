@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
@@ -126,8 +127,20 @@ func DeadLetterAttributes(d DeadLetter) map[string]string {
 		AttrType:          TypeDeadLetter,
 		AttrCorrelationID: d.CorrelationID,
 		AttrSource:        d.Source,
-		"reason":          d.Payload.Reason,
+		"reason":          truncate(d.Payload.Reason, 256),
 	}
+}
+
+// truncate cuts s to at most n bytes on a rune boundary: Pub/Sub refuses attribute
+// values over 1,024 bytes, and a reason may quote outside input.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // MaxEventBytes bounds what Decode accepts. Pub/Sub allows 10 MB, but no legitimate

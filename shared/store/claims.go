@@ -90,7 +90,9 @@ func (c *Claims) doc(key string) *firestore.DocumentRef {
 }
 
 // Acquire claims key for owner for lease, in a transaction: exactly one of any
-// number of concurrent callers gets Acquired.
+// number of concurrent callers with different owners gets Acquired. The owner that
+// holds the claim gets Acquired again (that is how a lease is renewed), so callers
+// that must exclude each other use distinct owners (one per attempt).
 func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Duration) (Claim, error) {
 	ref := c.doc(key)
 	var out Claim
