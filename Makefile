@@ -45,8 +45,9 @@ fuzz:
 bench:
 	$(GO) run ./infra/cmd/withemulators -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
+## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
 run:
-	$(GO) run ./infra/cmd/local
+	@mkdir -p bin && $(GO) build -o bin/local ./infra/cmd/local && ./bin/local
 
 terraform-check:
 	bash terraform/check.sh

@@ -22,7 +22,8 @@ type Config struct {
 	// Extra are further subscription types (EVENTSUB_EXTRA_SUBSCRIPTIONS,
 	// "type:version" items).
 	Extra []eventsub.TypeVersion
-	// Addr is where /healthz, /readyz and /metrics are served (":$PORT", default 8080).
+	// Addr is where /healthz, /readyz and /metrics are served ("$HOST:$PORT"; HOST
+	// default empty, every interface, as Cloud Run needs; PORT default 8080).
 	Addr string
 	// Buffer is the relay's capacity in notifications (CONNECTOR_BUFFER, 10,000).
 	Buffer int
@@ -54,7 +55,8 @@ func ReadConfig(get config.Lookup) (Config, error) {
 		r.Invalid("EVENTSUB_EXTRA_SUBSCRIPTIONS", err)
 	}
 	c.Extra = extra
-	c.Addr = ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
+	// Cloud Run needs every interface (HOST empty); local runs bind loopback.
+	c.Addr = r.String("HOST", "") + ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
 	c.Buffer = r.Int("CONNECTOR_BUFFER", 10_000, 10, 10_000_000)
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
