@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -68,8 +67,6 @@ type App struct {
 	listener net.Listener
 }
 
-var digits = regexp.MustCompile(`^[0-9]+$`)
-
 // NewApp resolves the channels and builds the parts. It does not connect yet.
 func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	ids, err := resolveChannels(ctx, d.Users, cfg.Twitch.Channels)
@@ -104,7 +101,7 @@ func resolveChannels(ctx context.Context, users UserResolver, channels []string)
 	ids := make([]string, 0, len(channels))
 	for _, c := range channels {
 		c = strings.ToLower(strings.TrimPrefix(c, "#"))
-		if digits.MatchString(c) {
+		if twitch.IsUserID(c) {
 			ids = append(ids, c)
 		} else {
 			logins = append(logins, c)

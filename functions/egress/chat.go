@@ -92,7 +92,7 @@ func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics,
 	if topics.Finalize == "" {
 		problems = append(problems, errors.New("Topics.Finalize is required"))
 	}
-	if !isDigits(botID) {
+	if !twitch.IsUserID(botID) {
 		problems = append(problems, fmt.Errorf("BotUserID %q is not a Twitch user id", botID))
 	}
 	if err := errors.Join(problems...); err != nil {

@@ -344,18 +344,6 @@ func (c *core) authFailure(ctx context.Context, env *envelope, parts []outcome, 
 	return trigger.WithCorrelationID(err, env.cid)
 }
 
-func isDigits(s string) bool {
-	if s == "" || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if s != "" {

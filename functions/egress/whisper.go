@@ -12,6 +12,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
 // WhisperAPI is what EgressWhisper needs from Helix (*twitch.Client satisfies it).
@@ -120,7 +121,7 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	ctx = logging.WithCorrelationID(ctx, env.cid)
 	to := env.e.UserID
 	switch {
-	case !isDigits(to):
+	case !twitch.IsUserID(to):
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeBadUserID, "whisper target userId %q is not a Twitch user id", to))
 	case to == s.botID:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
 // DefaultLocalProject is the project id used when GOOGLE_CLOUD_PROJECT is unset and
@@ -72,7 +73,7 @@ func ReadTwitch(r *Reader) Twitch {
 		EventSubWSURL:  r.URL("TWITCH_EVENTSUB_WS_URL", DefaultEventSubWSURL, "wss", "ws"),
 	}
 	t.EventSubSubscriptionsURL = r.URL("TWITCH_EVENTSUB_SUBSCRIPTIONS_URL", t.APIBaseURL+"/eventsub/subscriptions", "https", "http")
-	if t.BotUserID != "" && !isDigits(t.BotUserID) {
+	if t.BotUserID != "" && !twitch.IsUserID(t.BotUserID) {
 		r.fail("TWITCH_BOT_USER_ID", "%q is not a Twitch user id (digits only)", t.BotUserID)
 	}
 	return t
@@ -115,16 +116,4 @@ func ReadFunctions(r *Reader) Functions {
 		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
 		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
 	}
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -50,7 +50,7 @@ type chatMessageResponse struct {
 // transient drop, be a duplicate), so the caller decides.
 func (c *Client) SendChatMessage(ctx context.Context, broadcasterID, senderID, message, replyParentID string) (*ChatMessageResult, error) {
 	const endpoint = "POST /chat/messages"
-	if !isDigits(broadcasterID) || !isDigits(senderID) {
+	if !IsUserID(broadcasterID) || !IsUserID(senderID) {
 		return nil, invalidInput("send chat message: broadcaster and sender ids must be Twitch user ids")
 	}
 	if strings.TrimSpace(message) == "" {
@@ -88,7 +88,7 @@ func (c *Client) SendChatMessage(ctx context.Context, broadcasterID, senderID, m
 // whisper, so success means "accepted", not "delivered". Twitch truncates messages
 // longer than 500 characters to a first-time recipient and 10,000 otherwise.
 func (c *Client) SendWhisper(ctx context.Context, fromUserID, toUserID, message string) error {
-	if !isDigits(fromUserID) || !isDigits(toUserID) {
+	if !IsUserID(fromUserID) || !IsUserID(toUserID) {
 		return invalidInput("send whisper: from and to must be Twitch user ids")
 	}
 	if strings.TrimSpace(message) == "" {

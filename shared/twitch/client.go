@@ -329,10 +329,10 @@ func decode(endpoint string, resp *response, v any) error {
 	return nil
 }
 
-// isDigits reports whether s is a non-empty string of ASCII digits: the shape of every
-// Twitch user id. Checking it before calling Twitch turns garbage into an Invalid
-// error instead of a confusing 400.
-func isDigits(s string) bool {
+// IsUserID reports whether s has the shape of a Twitch user id: a non-empty string of
+// ASCII digits. Checking it before calling Twitch turns garbage into an Invalid error
+// instead of a confusing 400.
+func IsUserID(s string) bool {
 	if s == "" || len(s) > 32 {
 		return false
 	}

@@ -72,7 +72,7 @@ func (c *Client) GetUsers(ctx context.Context, logins, ids []string) ([]User, er
 		if id == "" {
 			continue
 		}
-		if !isDigits(id) {
+		if !IsUserID(id) {
 			return nil, invalidInput("get users: %q is not a Twitch user id", id)
 		}
 		if k := (key{id: id}); !seen[k] {
