@@ -8,7 +8,7 @@
 #
 # GO_VERSION should be the go.mod go line; GOTOOLCHAIN=auto fetches a newer toolchain if
 # go.mod asks for one.
-ARG GO_VERSION=1.25
+ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
 ENV CGO_ENABLED=0 GOTOOLCHAIN=auto GOFLAGS=-buildvcs=false
