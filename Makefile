@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 TIMEOUT ?= 15m
 
-.PHONY: all build test test-short lint fmt vet run fuzz bench terraform-check help
+.PHONY: all build test lint fmt vet run fuzz bench load soak terraform-check help
 
 all: lint test
 
@@ -14,7 +14,9 @@ help:
 	@echo "make test             run every test against the real emulators"
 	@echo "make lint             gofmt + go vet"
 	@echo "make fuzz             run each fuzz target for FUZZTIME (default 30s)"
-	@echo "make bench            run the Go benchmarks"
+	@echo "make bench            run the Go benchmarks, then the load run"
+	@echo "make load             connector load run, 500..5,000/s (LOAD_FLAGS='-rates 500,1000 -duration 10s')"
+	@echo "make soak             the fault script; exits non-zero on loss or duplicates (SOAK_FLAGS=-short: ~1 min)"
 	@echo "make terraform-check  terraform fmt, offline validate, tflint"
 
 build:
@@ -42,8 +44,21 @@ fuzz:
 	  done; \
 	done
 
+LOAD_FLAGS ?=
+SOAK_FLAGS ?=
+
+## bench: hot-path benchmarks (BenchmarkRelayToEmulator needs the emulators), then the load run.
 bench:
 	$(GO) run ./infra/cmd/withemulators -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./infra/cmd/load $(LOAD_FLAGS)
+
+## load: the connector at 500, 1,000, 2,000 and 5,000 notifications/s, 60 s each -> docs/perf/load.{md,svg,json}.
+load:
+	$(GO) run ./infra/cmd/load $(LOAD_FLAGS)
+
+## soak: the fault script (~2.5 min; the CI version runs in make test as infra/soak's test).
+soak:
+	$(GO) run ./infra/cmd/soak $(SOAK_FLAGS)
 
 ## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
 run:

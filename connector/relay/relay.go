@@ -47,7 +47,9 @@ type Options struct {
 	Topic string
 	// Buffer is how many frames wait for publishing (default 10,000).
 	Buffer int
-	// Workers publish concurrently (default 64); the Pub/Sub client batches them.
+	// Workers publish concurrently (default 256); the Pub/Sub client batches them.
+	// Each waits for its acknowledgement, so throughput is at most Workers divided
+	// by the publish latency (64 workers capped it near 4,900/s on the emulator).
 	Workers int
 	// MaxBackoff caps the wait between publish retries (default 5 s).
 	MaxBackoff time.Duration
@@ -86,7 +88,7 @@ func New(pub Publisher, o Options) *Relay {
 		o.Buffer = 10_000
 	}
 	if o.Workers == 0 {
-		o.Workers = 64
+		o.Workers = 256
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = 5 * time.Second

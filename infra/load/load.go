@@ -1,0 +1,540 @@
+// Package load measures the connector under a steady stream of EventSub
+// notifications: the fake Twitch (in-process) pushes channel.follow notifications
+// over a real WebSocket to the connector (built from this checkout and run as a
+// subprocess, so that its memory and CPU can be read from /proc), which publishes them
+// to the official Pub/Sub emulator (with the Firestore emulator behind its lease and
+// ledger). Each rate runs for a fixed time; every notification is then counted on a
+// pull subscription of the raw topic by its EventSub message id.
+//
+// It also measures the functions server's start-up (process start to first request
+// served) and writes the results as a Markdown table and an SVG plot.
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
+)
+
+// Options configure a run. Zero values take the defaults in the comments.
+type Options struct {
+	// Rates are the notification rates per second, run in order. Default 500,
+	// 1000, 2000, 5000.
+	Rates []int
+	// Duration of each rate. Default 60 s.
+	Duration time.Duration
+	// Drain bounds the wait, after a step's last notification, for nothing more to
+	// arrive. Default 30 s.
+	Drain time.Duration
+	// StartupRuns is how many times the functions server is started to measure its
+	// start-up (the median is reported). Default 5; negative skips it.
+	StartupRuns int
+	// BinDir receives the built binaries. Default: a temporary directory.
+	BinDir string
+	// UseEnvEmulators reuses the emulators named by PUBSUB_EMULATOR_HOST and
+	// FIRESTORE_EMULATOR_HOST when set; otherwise the run starts its own.
+	UseEnvEmulators bool
+	// ConnectorEnv are further variables for the connector (e.g. GOGC,
+	// GOMEMLIMIT, CONNECTOR_BUFFER), to try settings.
+	ConnectorEnv map[string]string
+	// Log receives progress lines. Default: discarded.
+	Log io.Writer
+}
+
+// Step is the result of one rate.
+type Step struct {
+	Rate     int
+	Duration time.Duration
+	// Sent is how many notifications the fake Twitch wrote; SendTime how long that
+	// took (longer than Duration when the socket could not take the rate).
+	Sent     int
+	SendTime time.Duration
+	// Delivered are distinct notifications on the raw topic's pull subscription;
+	// Duplicates were published twice; Redeliveries are the subscription's own
+	// repeats (not duplicates on the topic).
+	Delivered, Duplicates, Redeliveries int
+	// E2E are frame built at the fake → publish accepted by the emulator
+	// (the message's publishTime), per notification.
+	E2EP50, E2EP99, E2EMax time.Duration
+	// Conn are the connector's relay_frame_to_publish_seconds (frame read →
+	// publish acknowledged), interpolated from the histogram's buckets.
+	ConnP50, ConnP99 time.Duration
+	// ConnObserved is how many observations that histogram gained in the step.
+	ConnObserved float64
+	// RSSPeak is the connector's peak resident memory during the step (VmHWM
+	// after a reset, and 100 ms samples), RSSEnd at the end; bytes.
+	RSSPeak, RSSEnd int64
+	// CPU is the connector's user+system CPU time during the step.
+	CPU float64
+	// PubSubCPU and FirestoreCPU are the emulators' CPU time during the step (0
+	// when a process could not be found): on 2 cores they compete with the
+	// connector. Firestore takes the connector's forwarded-id ledger writes.
+	PubSubCPU, FirestoreCPU float64
+	// BufferFull counts the relay's waits on a full buffer; Reconnects the
+	// connector's reconnects (any reason) during the step.
+	BufferFull, Reconnects float64
+	// LoadBefore and LoadAfter are the machine's load averages.
+	LoadBefore, LoadAfter string
+}
+
+// Startup is the functions server's start-up.
+type Startup struct {
+	Runs int
+	// Listen is process start → first HTTP response (any status); First is process
+	// start → first Normalize push acknowledged (2xx), which includes building the
+	// Pub/Sub and Firestore clients lazily and one publish. Medians, and every run.
+	Listen, First       time.Duration
+	ListenAll, FirstAll []time.Duration
+}
+
+// Report is a whole run.
+type Report struct {
+	Steps   []Step
+	Startup *Startup
+	Machine Machine
+	// Command is the command line that produced the report.
+	Command string
+	// ConnectorEnv are the extra connector variables of the run (Options).
+	ConnectorEnv map[string]string
+	Started      time.Time
+	Took         time.Duration
+}
+
+const (
+	botID         = "900"
+	broadcasterID = "1001"
+	followerID    = "2001"
+	rawSub        = "load.raw"
+)
+
+// Run performs the load run.
+func Run(ctx context.Context, o Options) (rep *Report, err error) {
+	if len(o.Rates) == 0 {
+		o.Rates = []int{500, 1000, 2000, 5000}
+	}
+	if o.Duration <= 0 {
+		o.Duration = 60 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 30 * time.Second
+	}
+	if o.StartupRuns == 0 {
+		o.StartupRuns = 5
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(o.Log, "%s load: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	rep = &Report{Started: time.Now(), Machine: ReadMachine(), ConnectorEnv: o.ConnectorEnv}
+	defer func() { rep.Took = time.Since(rep.Started) }()
+
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin := o.BinDir
+	if bin == "" {
+		if bin, err = os.MkdirTemp("", "bitbrat-load-"); err != nil {
+			return nil, fmt.Errorf("binary directory: %w", err)
+		}
+		defer os.RemoveAll(bin)
+	}
+	logf("building the connector and the functions server")
+	connBin, err := Build(ctx, root, "./connector", bin, "connector")
+	if err != nil {
+		return nil, err
+	}
+	fnBin := ""
+	if o.StartupRuns > 0 {
+		if fnBin, err = Build(ctx, root, "./functions/cmd/local", bin, "functions"); err != nil {
+			return nil, err
+		}
+	}
+
+	emus, stopEmus, err := StartEmulators(ctx, o.UseEnvEmulators)
+	if err != nil {
+		return nil, err
+	}
+	defer stopEmus()
+	logf("emulators: pubsub %s, firestore %s", emus[emulators.PubSub], emus[emulators.Firestore])
+
+	project := fmt.Sprintf("load-%d", time.Now().Unix())
+	ps, err := pubsubClient(ctx, project, emus)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.Close()
+	raw := event.TopicEventSubRaw
+	if err := bus.EnsureTopics(ctx, ps, raw); err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureSubscription(ctx, ps, bus.SubscriptionSpec{Name: rawSub, Topic: raw, AckDeadline: 60 * time.Second}); err != nil {
+		return nil, err
+	}
+
+	tw, token, err := StartFakeTwitch()
+	if err != nil {
+		return nil, err
+	}
+	defer tw.Close()
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	connURL := "http://127.0.0.1:" + strconv.Itoa(port)
+	vars := map[string]string{
+		"PUBSUB_EMULATOR_HOST": emus[emulators.PubSub], "FIRESTORE_EMULATOR_HOST": emus[emulators.Firestore],
+		"GOOGLE_CLOUD_PROJECT": project, "PORT": strconv.Itoa(port), "CONNECTOR_INSTANCE_ID": "load-connector",
+		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": botID, "TWITCH_BOT_ACCESS_TOKEN": token,
+		"TWITCH_CHANNELS": broadcasterID, "TWITCH_API_BASE_URL": tw.APIBaseURL(), "TWITCH_AUTH_BASE_URL": tw.AuthBaseURL(),
+		"TWITCH_EVENTSUB_WS_URL": tw.EventSubWSURL(),
+	}
+	for k, v := range o.ConnectorEnv {
+		vars[k] = v
+	}
+	conn, err := StartChild("connector", connBin, Env(vars))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Stop(syscall.SIGTERM, 15*time.Second)
+	hc := &http.Client{Timeout: 5 * time.Second}
+	if err := WaitHTTP(ctx, hc, connURL+"/readyz", 90*time.Second, conn.Exited(), func(c int) bool { return c == http.StatusOK }); err != nil {
+		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.Output(), 30))
+	}
+	logf("connector ready (pid %d)", conn.Pid())
+
+	emuPIDs := [2]int{}
+	for i, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
+		if emuPIDs[i], err = ListenerPID(emus[k]); err != nil {
+			logf("%v: the %s emulator's CPU time is not reported", err, k)
+		}
+	}
+	col := NewCollector(stepOf)
+	rctx, stopReceive := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		col.Receive(rctx, ps, rawSub, func(err error) { logf("pull %s: %v (retrying)", rawSub, err) })
+	}()
+	defer func() { stopReceive(); rwg.Wait() }()
+
+	evt, err := json.Marshal(tw.FollowEvent(broadcasterID, followerID, time.Now()))
+	if err != nil {
+		return nil, fmt.Errorf("follow event: %w", err)
+	}
+	for i, rate := range o.Rates {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		st, err := runStep(ctx, i, rate, o, tw, json.RawMessage(evt), conn, emuPIDs, connURL, hc, col, logf)
+		if err != nil {
+			return rep, fmt.Errorf("rate %d/s: %w", rate, err)
+		}
+		rep.Steps = append(rep.Steps, st)
+		logf("rate %d/s: sent %d in %s, delivered %d, duplicates %d, e2e p50 %s p99 %s, connector p50 %s p99 %s, RSS peak %.1f MB, CPU %.1f s",
+			rate, st.Sent, st.SendTime.Round(time.Millisecond), st.Delivered, st.Duplicates, ms(st.E2EP50), ms(st.E2EP99),
+			ms(st.ConnP50), ms(st.ConnP99), mb(st.RSSPeak), st.CPU)
+		select { // let the machine settle between steps
+		case <-ctx.Done():
+		case <-time.After(3 * time.Second):
+		}
+	}
+	conn.Stop(syscall.SIGTERM, 15*time.Second)
+
+	if o.StartupRuns > 0 {
+		logf("measuring the functions server's start-up, %d runs", o.StartupRuns)
+		su, err := MeasureStartup(ctx, fnBin, project, emus, ps, o.StartupRuns)
+		if err != nil {
+			return rep, fmt.Errorf("functions start-up: %w", err)
+		}
+		rep.Startup = su
+		logf("functions start-up: listening after %s, first Normalize served after %s (medians)", ms(su.Listen), ms(su.First))
+	}
+	return rep, nil
+}
+
+// messageID builds the EventSub message id of notification seq of step: a UUID
+// whose first group is the step, so that the collector can attribute it.
+func messageID(step, seq int) string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", step, seq)
+}
+
+func stepOf(id string) int {
+	if len(id) < 8 {
+		return -1
+	}
+	n, err := strconv.ParseUint(id[:8], 16, 32)
+	if err != nil {
+		return -1
+	}
+	return int(n)
+}
+
+func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Server, evt json.RawMessage, conn *Child,
+	emuPIDs [2]int, connURL string, hc *http.Client, col *Collector, logf func(string, ...any)) (Step, error) {
+	st := Step{Rate: rate, Duration: o.Duration, LoadBefore: LoadAverage()}
+	pid := conn.Pid()
+	before, err := Scrape(ctx, hc, connURL+"/metrics")
+	if err != nil {
+		return st, err
+	}
+	cpu0, err := CPUSeconds(pid)
+	if err != nil {
+		return st, err
+	}
+	var emu0 [2]float64
+	for i, p := range emuPIDs {
+		if p != 0 {
+			emu0[i], _ = CPUSeconds(p)
+		}
+	}
+	if err := ResetPeak(pid); err != nil {
+		logf("%v (peak from samples only)", err)
+	}
+	var peak int64
+	sctx, stopSampling := context.WithCancel(ctx)
+	var swg sync.WaitGroup
+	swg.Add(1)
+	go func() {
+		defer swg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if m, err := ReadMem(pid); err == nil {
+				peak = max(peak, m.RSS, m.Peak)
+			}
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { stopSampling(); swg.Wait() }()
+
+	logf("rate %d/s for %s (load %s)", rate, o.Duration, st.LoadBefore)
+	total := int(float64(rate) * o.Duration.Seconds())
+	cond := map[string]string{"broadcaster_user_id": broadcasterID}
+	begin := time.Now()
+	hardStop := begin.Add(o.Duration + 30*time.Second) // every loop is bounded in time too
+	sent := 0
+	for sent < total && ctx.Err() == nil && time.Now().Before(hardStop) {
+		due := min(total, int(float64(rate)*time.Since(begin).Seconds())+1)
+		for ; sent < due; sent++ {
+			if _, err := tw.Notify(twitchtest.Notification{Type: "channel.follow", Condition: cond, Event: evt,
+				MessageID: messageID(step, sent)}); err != nil {
+				return st, fmt.Errorf("notification %d: %w", sent, err)
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	st.Sent, st.SendTime = sent, time.Since(begin)
+	if sent < total {
+		logf("rate %d/s: only %d of %d notifications sent before the time limit", rate, sent, total)
+	}
+
+	// Wait until every notification arrived or nothing more arrives for Drain.
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	last, lastChange := -1, time.Now()
+	for {
+		c := col.Counts(step)
+		if c.Distinct >= sent {
+			break
+		}
+		if c.Distinct != last {
+			last, lastChange = c.Distinct, time.Now()
+		} else if time.Since(lastChange) > o.Drain {
+			logf("rate %d/s: %d of %d arrived, nothing more for %s", rate, c.Distinct, sent, o.Drain)
+			break
+		}
+		select {
+		case <-dctx.Done():
+			return st, fmt.Errorf("waiting for delivery: %w", dctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// A short grace for late duplicates to show up.
+	time.Sleep(time.Second)
+
+	after, err := Scrape(ctx, hc, connURL+"/metrics")
+	if err != nil {
+		return st, err
+	}
+	cpu1, err := CPUSeconds(pid)
+	if err != nil {
+		return st, err
+	}
+	m, err := ReadMem(pid)
+	if err != nil {
+		return st, err
+	}
+	stopSampling()
+	swg.Wait()
+	st.RSSPeak, st.RSSEnd = max(peak, m.Peak, m.RSS), m.RSS
+	st.CPU = cpu1 - cpu0
+	var emu1 [2]float64
+	for i, p := range emuPIDs {
+		if p != 0 {
+			emu1[i], _ = CPUSeconds(p)
+		}
+	}
+	st.PubSubCPU, st.FirestoreCPU = emu1[0]-emu0[0], emu1[1]-emu0[1]
+	st.LoadAfter = LoadAverage()
+
+	c := col.Counts(step)
+	st.Delivered, st.Duplicates, st.Redeliveries = c.Distinct, c.Duplicates, c.Redeliveries
+	st.E2EP50, st.E2EP99, st.E2EMax = Quantile(c.Latencies, 0.50), Quantile(c.Latencies, 0.99), Quantile(c.Latencies, 1)
+	const h = "relay_frame_to_publish_seconds"
+	st.ConnP50, st.ConnObserved = HistQuantile(before, after, h, 0.50)
+	st.ConnP99, _ = HistQuantile(before, after, h, 0.99)
+	st.BufferFull = after.Get("relay_buffer_full_total") - before.Get("relay_buffer_full_total")
+	st.Reconnects = after.Sum("eventsub_reconnects_total") - before.Sum("eventsub_reconnects_total")
+	return st, nil
+}
+
+// Quantile returns quantile q (0..1) of ds (nearest rank).
+func Quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// StartFakeTwitch starts the fake Twitch with the bot (900), one channel (1001) the
+// bot moderates and one follower, and returns the bot's access token.
+func StartFakeTwitch() (*twitchtest.Server, string, error) {
+	tw, err := twitchtest.New(twitchtest.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		return nil, "", fmt.Errorf("fake twitch: %w", err)
+	}
+	tw.AddUser(twitchtest.User{ID: botID, Login: "bitbrat_bot", DisplayName: "BitBrat_Bot"})
+	tw.AddUser(twitchtest.User{ID: broadcasterID, Login: "bitbrat_demo", DisplayName: "BitBrat_Demo"})
+	tw.AddUser(twitchtest.User{ID: followerID, Login: "pixel_pioneer", DisplayName: "Pixel_Pioneer"})
+	tw.AddModerator(broadcasterID, botID)
+	token := fmt.Sprintf("load-token-%d", time.Now().UnixNano())
+	tw.AddToken(twitchtest.Token{AccessToken: token, UserID: botID,
+		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
+	return tw, token, nil
+}
+
+// StartEmulators starts the Pub/Sub and Firestore emulators (or, with useEnv, reuses
+// those named by the environment) and returns their hosts and a stop function.
+func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string, func(), error) {
+	hosts := map[emulators.Kind]string{}
+	var started []*emulators.Emulator
+	stop := func() {
+		for _, e := range started {
+			e.Stop()
+		}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
+		if h := os.Getenv(k.EnvVar()); useEnv && h != "" {
+			hosts[k] = h
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e, err := emulators.Start(ctx, k)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("start the %s emulator: %w", k, err))
+				return
+			}
+			started = append(started, e)
+			hosts[k] = e.Host
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		stop()
+		return nil, nil, errors.Join(errs...)
+	}
+	return hosts, stop, nil
+}
+
+// pubsubClient connects to the Pub/Sub emulator at hosts. The client library reads
+// the host from the environment, so it is set for this process.
+func pubsubClient(ctx context.Context, project string, hosts map[emulators.Kind]string) (*pubsub.Client, error) {
+	os.Setenv(emulators.PubSub.EnvVar(), hosts[emulators.PubSub])
+	os.Setenv(emulators.Firestore.EnvVar(), hosts[emulators.Firestore])
+	return bus.NewClient(ctx, project)
+}
+
+// WaitHTTP polls url until ok(status), the process exits, or timeout passes.
+func WaitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Duration, exited <-chan struct{}, ok func(int) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := "no answer"
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := hc.Do(req); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			resp.Body.Close()
+			if ok(resp.StatusCode) {
+				return nil
+			}
+			last = fmt.Sprintf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		select {
+		case <-exited:
+			return errors.New("the process exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last answer: %s)", url, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }

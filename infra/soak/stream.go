@@ -1,0 +1,127 @@
+package soak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/infra/faketwitch"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
+)
+
+// sent is one notification the fake Twitch accepted for delivery.
+type sent struct {
+	id    string
+	at    time.Time
+	phase string
+}
+
+// stream sends channel.follow notifications to the seeded channels at a steady rate,
+// remembering every message id the fake wrote to a socket. It can be paused, so that
+// a fault that cuts the socket does so with nothing in flight: what Twitch delivered
+// is then exactly what Notify returned.
+type stream struct {
+	tw   *twitchtest.Server
+	rate int
+
+	mu     sync.Mutex // held while sending; Pause takes it to wait out a tick
+	paused bool
+	phase  string
+	sent   []sent
+	// noSub counts notifications the fake could not deliver (no enabled
+	// subscription: between a socket's end and the new subscriptions). Twitch does
+	// not deliver those either; they are not expected on the topic.
+	noSub int
+	seq   int
+	err   error
+}
+
+func newStream(tw *twitchtest.Server, rate int) *stream {
+	return &stream{tw: tw, rate: rate, paused: true}
+}
+
+// run sends until ctx ends, in 10 ms ticks.
+func (s *stream) run(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	begin := time.Now()
+	due := 0.0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		if s.paused || s.err != nil {
+			s.mu.Unlock()
+			begin, due = time.Now(), 0
+			continue
+		}
+		target := float64(s.rate) * time.Since(begin).Seconds()
+		for ; due < target; due++ {
+			ch := faketwitch.Channels[s.seq%len(faketwitch.Channels)]
+			v := faketwitch.Viewers[s.seq%len(faketwitch.Viewers)]
+			s.seq++
+			ids, err := s.tw.Notify(twitchtest.Notification{Type: "channel.follow",
+				Condition: map[string]string{"broadcaster_user_id": ch.ID}, Event: s.tw.FollowEvent(ch.ID, v.ID, time.Now())})
+			if errors.Is(err, twitchtest.ErrNoSubscription) {
+				s.noSub++
+				continue
+			}
+			if err != nil {
+				s.err = fmt.Errorf("notify: %w", err)
+				break
+			}
+			now := time.Now()
+			for _, id := range ids {
+				s.sent = append(s.sent, sent{id: id, at: now, phase: s.phase})
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Pause stops sending; when it returns no Notify is in progress.
+func (s *stream) Pause() {
+	s.mu.Lock()
+	s.paused = true
+	s.mu.Unlock()
+}
+
+// Resume starts sending again, tagging what it sends with phase.
+func (s *stream) Resume(phase string) {
+	s.mu.Lock()
+	s.paused, s.phase = false, phase
+	s.mu.Unlock()
+}
+
+// SetPhase tags what is sent from now on.
+func (s *stream) SetPhase(phase string) {
+	s.mu.Lock()
+	s.phase = phase
+	s.mu.Unlock()
+}
+
+// Sent returns a copy of what was sent so far.
+func (s *stream) Sent() []sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sent(nil), s.sent...)
+}
+
+// Err is the first unexpected Notify error.
+func (s *stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// NoSubscription is how many notifications found no enabled subscription.
+func (s *stream) NoSubscription() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noSub
+}
