@@ -255,3 +255,43 @@ func (e *Emulator) signal(sig syscall.Signal) error {
 	}
 	return syscall.Kill(-cmd.Process.Pid, sig)
 }
+
+// StartAll starts one emulator of each kind in addrs, concurrently (each takes a few
+// seconds to boot): at its "host:port", or a free loopback port when the address is
+// empty. If any fails, the others are stopped and the errors returned together.
+func StartAll(ctx context.Context, addrs map[Kind]string) (map[Kind]*Emulator, error) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		out  = make(map[Kind]*Emulator, len(addrs))
+	)
+	for k, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var e *Emulator
+			var err error
+			if addr == "" {
+				e, err = Start(ctx, k)
+			} else {
+				e, err = StartAt(ctx, k, addr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("start the %s emulator: %w", k, err))
+				return
+			}
+			out[k] = e
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		for _, e := range out {
+			e.Stop()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}

@@ -447,40 +447,25 @@ func StartFakeTwitch() (*twitchtest.Server, string, error) {
 // those named by the environment) and returns their hosts and a stop function.
 func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string, func(), error) {
 	hosts := map[emulators.Kind]string{}
-	var started []*emulators.Emulator
+	want := map[emulators.Kind]string{}
+	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
+		if h := os.Getenv(k.EnvVar()); useEnv && h != "" {
+			hosts[k] = h
+		} else {
+			want[k] = ""
+		}
+	}
+	started, err := emulators.StartAll(ctx, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, e := range started {
+		hosts[k] = e.Host
+	}
 	stop := func() {
 		for _, e := range started {
 			e.Stop()
 		}
-	}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
-		if h := os.Getenv(k.EnvVar()); useEnv && h != "" {
-			hosts[k] = h
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, err := emulators.Start(ctx, k)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("start the %s emulator: %w", k, err))
-				return
-			}
-			started = append(started, e)
-			hosts[k] = e.Host
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		stop()
-		return nil, nil, errors.Join(errs...)
 	}
 	return hosts, stop, nil
 }

@@ -32,7 +32,6 @@ package soak
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -216,28 +215,12 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			}
 		}
 	}()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e, err := emulators.Start(ctx, k)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("start the %s emulator: %w", k, err))
-				return
-			}
-			emus[k] = e
-		}()
+	started, err := emulators.StartAll(ctx, map[emulators.Kind]string{emulators.PubSub: "", emulators.Firestore: ""})
+	if err != nil {
+		return res, err
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return res, errors.Join(errs...)
+	for k, e := range started {
+		emus[k] = e
 	}
 	for k, e := range emus {
 		restoreEnv[k.EnvVar()] = os.Getenv(k.EnvVar())

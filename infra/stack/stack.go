@@ -219,35 +219,31 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			}
 		}()
 	}
-	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
+	want := map[emulators.Kind]string{}
+	for k, addr := range map[emulators.Kind]string{emulators.PubSub: o.PubSubAddr, emulators.Firestore: o.FirestoreAddr} {
 		if host := os.Getenv(k.EnvVar()); o.UseEnvEmulators && host != "" {
 			s.setHost(k, host)
-			continue
+		} else {
+			want[k] = addr
 		}
-		addr := o.PubSubAddr
-		if k == emulators.Firestore {
-			addr = o.FirestoreAddr
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var e *emulators.Emulator
-			var err error
-			if addr == "" {
-				e, err = emulators.Start(ctx, k)
-			} else {
-				e, err = emulators.StartAt(ctx, k, addr)
-			}
-			if err != nil {
-				fail(fmt.Errorf("start the %s emulator: %w", k, err))
-				return
-			}
-			mu.Lock()
-			s.emus[k] = e
-			mu.Unlock()
-			s.setHost(k, e.Host)
-		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		started, err := emulators.StartAll(ctx, want)
+		if err != nil {
+			fail(err)
+			return
+		}
+		mu.Lock()
+		for k, e := range started {
+			s.emus[k] = e
+		}
+		mu.Unlock()
+		for k, e := range started {
+			s.setHost(k, e.Host)
+		}
+	}()
 	wg.Wait()
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
