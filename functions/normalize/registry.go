@@ -11,7 +11,8 @@ import (
 
 // Notification is what a normalizer reads: one decoded EventSub notification.
 type Notification struct {
-	Metadata     twitch.Metadata
+	Metadata twitch.Metadata
+	// Subscription carries the type and version only.
 	Subscription twitch.Subscription
 	// Event is Twitch's `event` object, unchanged.
 	Event json.RawMessage

@@ -94,7 +94,13 @@ func (p *Publisher) Publish(ctx context.Context, topic string, data []byte, attr
 // PublishJSON encodes v as JSON and publishes it to topic, waiting for the
 // acknowledgement.
 func (p *Publisher) PublishJSON(ctx context.Context, topic string, v any, attrs map[string]string) (string, error) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok {
+		b, err = m.MarshalJSON() // json.Marshal would re-validate the output once more
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return "", fault.Wrap(fault.Invalid, "ENCODE_FAILED", err, "encode message for %s", topic)
 	}
