@@ -7,21 +7,22 @@ import (
 	"unicode/utf8"
 )
 
-// errSlowPath makes scanMetadata hand the frame to encoding/json: for the rare frames
-// whose keys are escaped or not ASCII, matching encoding/json's key folding by hand is
-// not worth the risk.
+// errSlowPath makes scanMetadata hand the frame to encoding/json: for frames whose
+// structure the scanner does not follow (escaped or non-ASCII keys, truncated or
+// malformed input), matching encoding/json by hand is not worth the risk.
 var errSlowPath = errors.New("slow path")
 
-// scanMetadata reads the "metadata" object of a frame without decoding anything else.
-// json.Valid first guarantees the frame is valid JSON (so the scanner below only has
-// to skip values, not validate them) and keeps ParseMetadata's verdict identical to
-// json.Unmarshal's. Keys match case-insensitively and the last duplicate wins, as in
-// encoding/json.
+// scanMetadata reads the "metadata" object of a frame without decoding anything else,
+// and without validating the rest of the frame: this runs for every frame the
+// connector reads, and validating the whole frame first cost more than everything
+// else together. The scanner checks every index it reads and falls back to
+// encoding/json on anything it does not follow, so malformed input gets
+// encoding/json's verdict; a frame whose metadata is sound but whose payload is
+// malformed inside an otherwise balanced structure is accepted here (the connector
+// forwards it unchanged, and Normalize dead-letters it). Keys match
+// case-insensitively and the last duplicate wins, as in encoding/json.
 func scanMetadata(b []byte) (Metadata, error) {
-	if !json.Valid(b) {
-		return metadataSlow(b)
-	}
-	md, err := scanMetadataValid(b)
+	md, err := scanMetadataFast(b)
 	if errors.Is(err, errSlowPath) {
 		return metadataSlow(b)
 	}
@@ -52,6 +53,7 @@ func (s *scanner) ws() {
 	}
 }
 
+// peek returns the next non-space byte, or 0 at the end.
 func (s *scanner) peek() byte {
 	s.ws()
 	if s.i < len(s.b) {
@@ -60,8 +62,12 @@ func (s *scanner) peek() byte {
 	return 0
 }
 
-// str returns the raw bytes of the string at the cursor, quotes included.
-func (s *scanner) str() []byte {
+// str returns the raw bytes of the string at the cursor, quotes included; ok is
+// false when it is not a string or is not terminated.
+func (s *scanner) str() ([]byte, bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false
+	}
 	start := s.i
 	s.i++ // opening quote
 	for s.i < len(s.b) {
@@ -70,56 +76,79 @@ func (s *scanner) str() []byte {
 			s.i += 2
 		case '"':
 			s.i++
-			return s.b[start:s.i]
+			return s.b[start:s.i], true
 		default:
 			s.i++
 		}
 	}
-	return s.b[start:]
+	return nil, false
 }
 
-// skip moves past the value at the cursor (the input is known to be valid JSON).
-func (s *scanner) skip() {
+// skip moves past the value at the cursor; ok is false when the input ends first or
+// the value is not one.
+func (s *scanner) skip() bool {
 	depth := 0
 	for s.i < len(s.b) {
 		switch c := s.b[s.i]; c {
 		case '"':
-			s.str()
+			if _, ok := s.str(); !ok {
+				return false
+			}
 			if depth == 0 {
-				return
+				return true
 			}
 			continue
 		case '{', '[':
 			depth++
 		case '}', ']':
+			if depth == 0 {
+				return false // a closing bracket where a value should be
+			}
 			depth--
 			if depth == 0 {
 				s.i++
-				return
+				return true
 			}
-		case ',':
+		case ',', ':':
 			if depth == 0 {
-				return
+				return false
 			}
 		case ' ', '\t', '\n', '\r':
 		default:
 			if depth == 0 {
 				// A number, true, false or null: up to the next delimiter.
-				for s.i < len(s.b) && !bytes.ContainsRune([]byte(",}] \t\n\r"), rune(s.b[s.i])) {
+				start := s.i
+				for s.i < len(s.b) && !isDelimiter(s.b[s.i]) {
 					s.i++
 				}
-				return
+				return s.i > start
 			}
 		}
 		s.i++
 	}
+	return false
 }
 
-// key reads an object key and its colon; errSlowPath for escaped or non-ASCII keys.
+func isDelimiter(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
+}
+
+// key reads an object key and its colon; errSlowPath for escaped or non-ASCII keys
+// and for anything that is not `"key":`.
 func (s *scanner) key() ([]byte, error) {
-	k := s.str()
 	s.ws()
-	s.i++ // ':'
+	k, ok := s.str()
+	if !ok {
+		return nil, errSlowPath
+	}
+	if s.peek() != ':' {
+		return nil, errSlowPath
+	}
+	s.i++
 	inner := k[1 : len(k)-1]
 	for _, c := range inner {
 		if c == '\\' || c >= utf8.RuneSelf {
@@ -129,20 +158,38 @@ func (s *scanner) key() ([]byte, error) {
 	return inner, nil
 }
 
+// next moves past the separator after a member: true for ',' (another member
+// follows), false for '}' (the object ended); errSlowPath for anything else.
+func (s *scanner) next() (bool, error) {
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, nil
+	case '}':
+		s.i++
+		return false, nil
+	}
+	return false, errSlowPath
+}
+
 var errNotObject = errors.New("eventsub frame: metadata is not an object")
 
-func scanMetadataValid(b []byte) (Metadata, error) {
+func scanMetadataFast(b []byte) (Metadata, error) {
 	var md Metadata
 	s := &scanner{b: b}
-	if s.peek() != '{' {
-		// null decodes to nothing; anything else cannot become the struct.
-		if s.peek() == 'n' {
-			return md, nil
-		}
-		return md, errNotObject
+	switch s.peek() {
+	case '{':
+	case 'n':
+		return md, errSlowPath // null, or not: encoding/json decides
+	default:
+		return md, errSlowPath
 	}
 	s.i++
-	for s.peek() != '}' {
+	if s.peek() == '}' {
+		s.i++
+		return md, s.end()
+	}
+	for {
 		k, err := s.key()
 		if err != nil {
 			return md, err
@@ -152,64 +199,80 @@ func scanMetadataValid(b []byte) (Metadata, error) {
 			if err := s.metadataObject(&md); err != nil {
 				return md, err
 			}
-		} else {
-			s.skip()
+		} else if !s.skip() {
+			return md, errSlowPath
 		}
-		if s.peek() == ',' {
-			s.i++
+		more, err := s.next()
+		if err != nil {
+			return md, err
+		}
+		if !more {
+			return md, s.end()
 		}
 	}
-	return md, nil
+}
+
+// end accepts only white space after the top-level object.
+func (s *scanner) end() error {
+	if s.peek() != 0 {
+		return errSlowPath
+	}
+	return nil
 }
 
 func (s *scanner) metadataObject(md *Metadata) error {
 	switch s.peek() {
 	case 'n':
-		s.skip()
+		start := s.i
+		if !s.skip() || !bytes.Equal(s.b[start:s.i], []byte("null")) {
+			return errSlowPath
+		}
 		return nil
 	case '{':
-	default:
+	case '"', '[', 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 		return errNotObject
+	default:
+		return errSlowPath
 	}
 	s.i++
-	for s.peek() != '}' {
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
 		k, err := s.key()
 		if err != nil {
 			return err
 		}
 		s.ws()
-		var dst *string
+		start := s.i
+		if !s.skip() {
+			return errSlowPath
+		}
+		raw := s.b[start:s.i]
 		switch {
 		case bytes.EqualFold(k, []byte("message_id")):
-			dst = &md.MessageID
+			err = setString(&md.MessageID, raw)
 		case bytes.EqualFold(k, []byte("message_type")):
-			dst = &md.MessageType
+			err = setString(&md.MessageType, raw)
 		case bytes.EqualFold(k, []byte("subscription_type")):
-			dst = &md.SubscriptionType
+			err = setString(&md.SubscriptionType, raw)
 		case bytes.EqualFold(k, []byte("subscription_version")):
-			dst = &md.SubscriptionVersion
+			err = setString(&md.SubscriptionVersion, raw)
 		case bytes.EqualFold(k, []byte("message_timestamp")):
-			start := s.i
-			s.skip()
-			if err := md.MessageTimestamp.UnmarshalJSON(s.b[start:s.i]); err != nil {
-				return err
-			}
-		default:
-			s.skip()
+			err = md.MessageTimestamp.UnmarshalJSON(raw)
 		}
-		if dst != nil {
-			start := s.i
-			s.skip()
-			if err := setString(dst, s.b[start:s.i]); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
-		if s.peek() == ',' {
-			s.i++
+		more, err := s.next()
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
 		}
 	}
-	s.i++
-	return nil
 }
 
 var errNotString = errors.New("eventsub frame: metadata field is not a string")
@@ -222,10 +285,16 @@ func setString(dst *string, raw []byte) error {
 	}
 	switch raw[0] {
 	case 'n':
+		if !bytes.Equal(raw, []byte("null")) {
+			return errSlowPath
+		}
 		return nil
 	case '"':
 	default:
 		return errNotString
+	}
+	if len(raw) < 2 {
+		return errSlowPath
 	}
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
