@@ -23,7 +23,11 @@ build:
 	$(GO) build $(PKGS)
 
 ## test: all tests, with one Pub/Sub and one Firestore emulator shared by every package.
+## The module download first: the deploy-bundle test runs `go mod tidy` offline, as the
+## Cloud Functions builder would online, and tidy wants the modules of the dependencies'
+## tests too (a no-op once cached).
 test:
+	$(GO) mod download all
 	$(GO) run ./infra/cmd/withemulators -- $(GO) test -count=1 -timeout $(TIMEOUT) $(PKGS)
 
 lint: fmt vet
