@@ -116,6 +116,9 @@ locals {
       EVENTSUB_RAW_TOPIC                = var.eventsub_raw_topic
       EVENTSUB_EXTRA_SUBSCRIPTIONS      = var.eventsub_extra_subscriptions
       CONNECTOR_INSTANCE_ID             = var.connector_instance_id
+      # A soft heap limit below the container's memory: the GC works harder near it
+      # instead of the instance being killed for memory.
+      GOMEMLIMIT = var.connector_gomemlimit
     }) : n => v if v != ""
   }
 }

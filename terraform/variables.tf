@@ -277,6 +277,12 @@ variable "connector_memory" {
   default     = "512Mi"
 }
 
+variable "connector_gomemlimit" {
+  description = "GOMEMLIMIT of the connector (Go's soft heap limit), about three quarters of connector_memory. Empty: no limit."
+  type        = string
+  default     = "384MiB"
+}
+
 variable "connector_readiness_probe" {
   description = "Probe /readyz as a Cloud Run readiness probe (a Preview feature: the service is then deployed with launch stage BETA). /healthz is always the startup and liveness probe."
   type        = bool
