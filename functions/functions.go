@@ -210,6 +210,10 @@ func buildFinalize(_ context.Context, env *env) (trigger.Handler, error) {
 	return svc.Handle, nil
 }
 
+// egressLease outlasts the egress functions' timeout (120 s in the deployment): a
+// claim never expires while the attempt that holds it may still be sending.
+const egressLease = 3 * time.Minute
+
 func egressTopics(env *env) egress.Topics {
 	return egress.Topics{Finalize: env.topics.Finalize, Whisper: env.topics.Whisper, Egress: env.topics.Egress}
 }
@@ -222,7 +226,7 @@ func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
 	svc, err := egress.NewChatService(egress.ChatConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
-		BotUserID: bot, Owner: env.owner, Lease: time.Minute, Now: time.Now,
+		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressChat),
 	})
 	if err != nil {
@@ -240,7 +244,7 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		Recipients: store.NewWhisperRecipients(env.fs),
-		BotUserID:  bot, Owner: env.owner, Lease: time.Minute, Now: time.Now,
+		BotUserID:  bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),
 	})
 	if err != nil {

@@ -42,6 +42,9 @@ type ChatConfig struct {
 	// Lease is how long a claim blocks other deliveries of the same part; a crashed
 	// instance's claim is taken over after it. Default DefaultLease.
 	Lease time.Duration
+	// MaxAge: an event published longer ago than this, or past its timeoutAt, is not
+	// delivered late: FAILED (EXPIRED) and dead-lettered. Default DefaultMaxAge.
+	MaxAge time.Duration
 	// MaxParts bounds how many chat messages one event becomes; text beyond them is
 	// truncated (and the finalize says so). Default DefaultMaxParts.
 	MaxParts int
@@ -63,6 +66,10 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	c, err := newCore("egress.chat", "chat", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.Now, cfg.Log)
 	if err != nil {
 		return nil, err
+	}
+	c.maxAge = cfg.MaxAge
+	if c.maxAge <= 0 {
+		c.maxAge = DefaultMaxAge
 	}
 	var problems []error
 	if cfg.Helix == nil {
@@ -173,6 +180,13 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 		if err == nil {
 			res, err = s.helix.SendChatMessage(ctx, broadcasterID, s.botID, text, "")
 		}
+		if err != nil && sentAnyway(err, claim.Attempts) {
+			// Twitch accepted the message but its answer was unreadable, or this is a
+			// take-over and Twitch says it is a duplicate of what the crashed attempt
+			// sent: it was delivered once.
+			s.log.WarnContext(ctx, s.name+": chat message counted as sent", "part", i, "code", fault.CodeOf(err, ""), "error", err.Error())
+			res, err = &twitch.ChatMessageResult{}, nil
+		}
 		if err == nil {
 			o := outcome{Status: event.StatusSent, MessageID: res.MessageID, At: event.Timestamp(s.now())}
 			s.complete(ctx, key, owner, o)
@@ -192,6 +206,16 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 			s.release(ctx, key, owner)
 			return s.authFailure(ctx, env, notSent(append(results, s.failedBy(err)), len(parts)), err)
 		default:
+			if fault.CodeOf(err, "") == twitch.CodeNetwork {
+				// The request may have reached Twitch. Keep the claim, shortened, so the
+				// retry is a take-over: it resends within Twitch's 30 s duplicate window,
+				// and Twitch's msg_duplicate then tells that the first one went out.
+				if _, rerr := s.claims.Acquire(ctx, key, owner, maybeSentLease); rerr != nil {
+					s.release(ctx, key, owner)
+				}
+				s.log.WarnContext(ctx, s.name+": chat message may have been sent; retrying as a take-over", "part", i, "error", err.Error())
+				return err
+			}
 			s.release(ctx, key, owner)
 			s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", i, "error", err.Error(),
 				"code", fault.CodeOf(err, "UNKNOWN"))
@@ -200,7 +224,7 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 	}
 	f := s.finalizeMessage(env.cid, env.destination, env.e, notSent(results, len(parts)))
 	if truncated {
-		f.Extra = truncationExtra(Truncation{Limit: ChatMaxChars * s.maxParts, OriginalChars: CharCount(sel.Text),
+		addTruncation(&f, Truncation{Limit: ChatMaxChars * s.maxParts, OriginalChars: CharCount(sel.Text),
 			SentChars: sentChars(parts), Reason: fmt.Sprintf("chat text longer than %d messages", s.maxParts)})
 	}
 	return s.finalizeOnce(ctx, owner, f)
@@ -273,3 +297,19 @@ func sentChars(parts []string) int {
 	}
 	return n
 }
+
+// sentAnyway reports whether a send's error still means the message went out: a 2xx
+// whose body could not be read, or Twitch's msg_duplicate on a take-over of a crashed
+// attempt's claim.
+func sentAnyway(err error, attempts int64) bool {
+	if fault.CodeOf(err, "") == twitch.CodeMalformedResponse {
+		return true
+	}
+	var dropped *twitch.ChatDroppedError
+	return attempts > 1 && errors.As(err, &dropped) && dropped.Reason.Code == "msg_duplicate"
+}
+
+// maybeSentLease is how long a part whose send may have reached Twitch stays claimed:
+// long enough that the retry is a take-over, short enough that it resends inside
+// Twitch's 30 s duplicate window.
+const maybeSentLease = 12 * time.Second

@@ -50,6 +50,8 @@ const (
 	// CodePartNotSent: an earlier part of a split chat message failed, so this part
 	// was not sent.
 	CodePartNotSent = "PART_NOT_SENT"
+	// CodeExpired: the event is past its timeoutAt or older than MaxAge.
+	CodeExpired = "EXPIRED"
 )
 
 // AttrOriginTopic is the attribute EgressChat adds when it hands a dm event to the
@@ -89,6 +91,9 @@ const (
 	DefaultMaxWait  = time.Second
 	// DefaultRecipientCap is Twitch's daily unique-recipient limit for whispers.
 	DefaultRecipientCap = 40
+	// DefaultMaxAge bounds how late a reply may still be delivered: Pub/Sub's retries
+	// (up to 10 min apart) must not post an answer an hour after the question.
+	DefaultMaxAge = 30 * time.Minute
 )
 
 // core is what both services share: claims, finalize publishing, clock and logger.
@@ -103,6 +108,7 @@ type core struct {
 	now      func() time.Time
 	log      *slog.Logger
 	keyspace string // claim key prefix: "chat" or "whisper"
+	maxAge   time.Duration
 }
 
 func (c *core) attemptOwner() string { return c.owner + "/" + uuid.NewString() }
@@ -212,6 +218,17 @@ func (c *core) decode(ctx context.Context, m trigger.Message, destination string
 		return nil, c.reject(ctx, env.cid, destination, e,
 			fault.New(fault.Invalid, CodeNoEgress, "event %s has no egress", env.cid))
 	}
+	now := c.now()
+	if c.maxAge > 0 && !m.PublishTime.IsZero() && now.Sub(m.PublishTime) > c.maxAge {
+		return nil, c.reject(ctx, env.cid, destination, e, fault.New(fault.Invalid, CodeExpired,
+			"published %s ago, limit %s", now.Sub(m.PublishTime).Round(time.Second), c.maxAge))
+	}
+	if e.TimeoutAt != "" {
+		if deadline, err := event.ParseTimestamp(e.TimeoutAt); err == nil && now.After(deadline) {
+			return nil, c.reject(ctx, env.cid, destination, e, fault.New(fault.Invalid, CodeExpired,
+				"timeoutAt %s has passed", e.TimeoutAt))
+		}
+	}
 	return env, nil
 }
 
@@ -259,19 +276,32 @@ func (c *core) finalizeMessage(cid, destination string, e *event.InternalEventV2
 	}
 	for _, p := range parts {
 		if p.Cut != nil {
-			f.Extra = truncationExtra(*p.Cut)
+			addTruncation(&f, *p.Cut)
 		}
 	}
 	if e != nil {
 		f.Candidates, f.Annotations = e.Candidates, e.Annotations
+		if e.QOS != nil {
+			// Finalize sets expireAt from qos.ttl (CONTRACT.md); carry it along.
+			if b, err := json.Marshal(e.QOS); err == nil {
+				addExtra(&f, "qos", b)
+			}
+		}
 	}
 	return f
 }
 
-// truncationExtra is the finalize's extra member recording a truncation.
-func truncationExtra(t Truncation) event.Extra {
+func addExtra(f *event.FinalizeMessage, key string, v json.RawMessage) {
+	if f.Extra == nil {
+		f.Extra = event.Extra{}
+	}
+	f.Extra[key] = v
+}
+
+// addTruncation records a truncation as the finalize's extra member "truncated".
+func addTruncation(f *event.FinalizeMessage, t Truncation) {
 	b, _ := json.Marshal(t)
-	return event.Extra{"truncated": b}
+	addExtra(f, "truncated", b)
 }
 
 func (c *core) publishFinalize(ctx context.Context, f event.FinalizeMessage) error {

@@ -45,6 +45,9 @@ type WhisperConfig struct {
 	Owner string
 	// Lease is how long a claim blocks other deliveries. Default DefaultLease.
 	Lease time.Duration
+	// MaxAge: an event published longer ago than this, or past its timeoutAt, is not
+	// delivered late: FAILED (EXPIRED) and dead-lettered. Default DefaultMaxAge.
+	MaxAge time.Duration
 	// Limiter enforces the per-second and per-minute limits in this process. Default
 	// NewLimiter(WhispersPerSecond, WhispersPerMinute). The function must run with at
 	// most one instance for it to hold.
@@ -81,6 +84,10 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	c, err := newCore("egress.whisper", "whisper", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.Now, cfg.Log)
 	if err != nil {
 		return nil, err
+	}
+	c.maxAge = cfg.MaxAge
+	if c.maxAge <= 0 {
+		c.maxAge = DefaultMaxAge
 	}
 	var problems []error
 	if cfg.Helix == nil {

@@ -107,6 +107,9 @@ type Functions struct {
 	EgressDestination string        // EGRESS_DESTINATION
 	NormalizeMaxAge   time.Duration // NORMALIZE_MAX_AGE: older notifications are dead-lettered
 	EventTTL          time.Duration // EVENT_TTL: expireAt = deliveredAt + TTL
+	// EgressMaxAge: an egress event published longer ago is not delivered late
+	// (EGRESS_MAX_AGE).
+	EgressMaxAge time.Duration
 }
 
 // ReadFunctions reads the functions' own settings.
@@ -115,5 +118,6 @@ func ReadFunctions(r *Reader) Functions {
 		EgressDestination: r.String("EGRESS_DESTINATION", ""),
 		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
 		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
+		EgressMaxAge:      r.Duration("EGRESS_MAX_AGE", 30*time.Minute),
 	}
 }

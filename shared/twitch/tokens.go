@@ -192,10 +192,16 @@ func (p *Provider) Token(ctx context.Context) (string, error) {
 	if p.expiring(*cur) {
 		p.log.Info("twitch token near expiry; refreshing", "expiresAt", cur.ExpiresAt())
 		fresh, err := p.Refresh(ctx, tok)
-		if err != nil {
+		switch {
+		case err == nil:
+			tok = fresh
+		case p.o.Now().Before(cur.ExpiresAt()):
+			// An early refresh failed but the token still works: use it, and try again
+			// on the next call (or on a 401).
+			p.log.Warn("twitch token refresh failed before expiry; using the current token", "error", err.Error())
+		default:
 			return "", err
 		}
-		tok = fresh
 	}
 	if p.validationDue() {
 		return p.validate(ctx, tok)

@@ -54,6 +54,9 @@ func New(ctx context.Context, cfg config.Twitch, fs *firestore.Client, holder st
 	} else {
 		p, err := twitch.NewProvider(twitch.ProviderOptions{
 			Store: store.NewTokenStore(fs), Role: twitch.RoleBot, OAuth: oauth, Logger: log, Holder: holder,
+			// Well above the OAuth call's 30 s timeout: a slow refresh must not outlive
+			// its lease, or another process could refresh with the same refresh token.
+			LeaseTTL: 90 * time.Second,
 		})
 		if err != nil {
 			return nil, err
