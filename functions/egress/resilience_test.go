@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,5 +113,28 @@ func TestFinalizeCarriesQOS(t *testing.T) {
 	var q event.QOSV1
 	if err := json.Unmarshal(fin.Extra["qos"], &q); err != nil || q.TTL == nil || *q.TTL != 3600 {
 		t.Fatalf("finalize qos = %s", fin.Extra["qos"])
+	}
+}
+
+// Whispers Twitch refuses for good do not use up the daily recipient budget.
+func TestRefusedWhispersGiveTheirSlotBack(t *testing.T) {
+	f := newFixture(t)
+	for i := 0; i < DefaultRecipientCap; i++ {
+		to := fmt.Sprint(900000 + i) // unknown users: Twitch answers 404, nothing is sent
+		if err := f.whisper.Handle(context.Background(), whisperMessage(t, dmEvent(fmt.Sprint("cid-404-", i), to, "hi"))); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(2 * time.Second)
+	}
+	if n := len(f.fake.Whispers()); n != 0 {
+		t.Fatalf("twitch delivered %d whispers to unknown users", n)
+	}
+	if err := f.whisper.Handle(context.Background(), whisperMessage(t, dmEvent("cid-real", viewerID, "hi"))); err != nil {
+		t.Fatal(err)
+	}
+	fins := f.pub.finalizes(t)
+	last := fins[len(fins)-1]
+	if last.Status == event.StatusFailed && last.Error.Code == CodeRecipientCap {
+		t.Errorf("0 whispers delivered today, yet the viewer is refused: %s", last.Error.Message)
 	}
 }

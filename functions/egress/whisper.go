@@ -24,6 +24,7 @@ type WhisperAPI interface {
 // (*store.WhisperRecipients).
 type Recipients interface {
 	Admit(ctx context.Context, r store.WhisperRequest) (store.WhisperAdmission, error)
+	Withdraw(ctx context.Context, senderID, recipientID, key string) error
 }
 
 // WhisperConfig are the whisper service's dependencies and settings.
@@ -197,6 +198,12 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, to, text strin
 		if k := fault.KindOf(err); k == fault.Permanent || k == fault.Invalid {
 			o := s.failedBy(err)
 			s.log.WarnContext(ctx, s.name+": whisper not sent", "to", to, "code", o.Code, "twitchMessage", o.Message)
+			// Nothing was delivered: the recipient's slot goes back to the daily budget.
+			if adm.FirstTime {
+				if werr := s.recipients.Withdraw(ctx, s.botID, to, env.cid); werr != nil {
+					s.log.WarnContext(ctx, s.name+": could not give back the recipient slot", "to", to, "error", werr.Error())
+				}
+			}
 			return o, nil
 		}
 		return outcome{}, err

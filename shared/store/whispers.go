@@ -139,6 +139,32 @@ func (w *WhisperRecipients) Admit(ctx context.Context, r WhisperRequest) (Whispe
 	return out, nil
 }
 
+// Withdraw gives back the slot that the whisper key took for recipient, when Twitch
+// refused that whisper for good: nothing was delivered, so it must not count against
+// the daily cap (nor make the recipient look already whispered). A slot the
+// recipient holds from another whisper is left alone.
+func (w *WhisperRecipients) Withdraw(ctx context.Context, senderID, recipientID, key string) error {
+	ref := w.client.Collection(CollectionWhisperRecipients).Doc(DocID(senderID))
+	err := w.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		snap, err := tx.Get(ref)
+		if status.Code(err) == codes.NotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var d whisperDoc
+		if err := snap.DataTo(&d); err != nil {
+			return err
+		}
+		if e, ok := d.Recipients[recipientID]; !ok || e.Key != key {
+			return nil
+		}
+		return tx.Update(ref, []firestore.Update{{FieldPath: []string{"recipients", recipientID}, Value: firestore.Delete}})
+	})
+	return classify(err, "withdraw whisper recipient for sender %s", senderID)
+}
+
 // String describes an admission for logs.
 func (a WhisperAdmission) String() string {
 	if !a.Admitted {
