@@ -63,13 +63,9 @@ type ChatService struct {
 
 // NewChatService checks cfg and returns the service.
 func NewChatService(cfg ChatConfig) (*ChatService, error) {
-	c, err := newCore("egress.chat", "chat", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.Now, cfg.Log)
+	c, err := newCore("egress.chat", "chat", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.MaxAge, cfg.Now, cfg.Log)
 	if err != nil {
 		return nil, err
-	}
-	c.maxAge = cfg.MaxAge
-	if c.maxAge <= 0 {
-		c.maxAge = DefaultMaxAge
 	}
 	var problems []error
 	if cfg.Helix == nil {
@@ -88,7 +84,7 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 }
 
 func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics, botID, owner string,
-	lease time.Duration, now func() time.Time, log *slog.Logger) (core, error) {
+	lease, maxAge time.Duration, now func() time.Time, log *slog.Logger) (core, error) {
 	var problems []error
 	if pub == nil {
 		problems = append(problems, errors.New("Pub is required"))
@@ -111,6 +107,9 @@ func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics,
 	if lease <= 0 {
 		lease = DefaultLease
 	}
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -118,7 +117,7 @@ func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics,
 		log = slog.New(slog.DiscardHandler)
 	}
 	return core{name: name, keyspace: keyspace, pub: pub, claims: claims, topics: topics, botID: botID,
-		owner: owner, lease: lease, now: now, log: log}, nil
+		owner: owner, lease: lease, maxAge: maxAge, now: now, log: log}, nil
 }
 
 // Handle delivers one egress event: a dm event is handed to the whisper topic, any

@@ -82,13 +82,9 @@ type WhisperService struct {
 
 // NewWhisperService checks cfg and returns the service.
 func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
-	c, err := newCore("egress.whisper", "whisper", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.Now, cfg.Log)
+	c, err := newCore("egress.whisper", "whisper", cfg.Pub, cfg.Claims, cfg.Topics, cfg.BotUserID, cfg.Owner, cfg.Lease, cfg.MaxAge, cfg.Now, cfg.Log)
 	if err != nil {
 		return nil, err
-	}
-	c.maxAge = cfg.MaxAge
-	if c.maxAge <= 0 {
-		c.maxAge = DefaultMaxAge
 	}
 	var problems []error
 	if cfg.Helix == nil {

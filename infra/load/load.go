@@ -13,7 +13,6 @@ package load
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +28,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
@@ -219,7 +219,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	}
 	defer conn.Stop(syscall.SIGTERM, 15*time.Second)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	if err := WaitHTTP(ctx, hc, connURL+"/readyz", 90*time.Second, conn.Exited(), func(c int) bool { return c == http.StatusOK }); err != nil {
+	if err := stack.WaitHTTP(ctx, hc, connURL+"/readyz", 90*time.Second, conn.Exited(), func(c int) bool { return c == http.StatusOK }); err != nil {
 		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.Output(), 30))
 	}
 	logf("connector ready (pid %d)", conn.Pid())
@@ -476,31 +476,6 @@ func pubsubClient(ctx context.Context, project string, hosts map[emulators.Kind]
 	os.Setenv(emulators.PubSub.EnvVar(), hosts[emulators.PubSub])
 	os.Setenv(emulators.Firestore.EnvVar(), hosts[emulators.Firestore])
 	return bus.NewClient(ctx, project)
-}
-
-// WaitHTTP polls url until ok(status), the process exits, or timeout passes.
-func WaitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Duration, exited <-chan struct{}, ok func(int) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := hc.Do(req); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if ok(resp.StatusCode) {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		select {
-		case <-exited:
-			return errors.New("the process exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last answer: %s)", url, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func freePort() (int, error) {

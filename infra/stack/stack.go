@@ -508,15 +508,22 @@ func (s *Stack) RestartEmulator(ctx context.Context, k emulators.Kind) error {
 
 // waitHTTP polls url until ok(status) or the process exits or ReadyTimeout passes.
 func (s *Stack) waitHTTP(ctx context.Context, p *process, url string, ok func(int) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
+	err := WaitHTTP(ctx, &http.Client{Timeout: 2 * time.Second}, url, s.opts.ReadyTimeout, p.exited(), ok)
+	if errors.Is(err, errExited) {
+		return fmt.Errorf("%s %w", p.name, errExited)
+	}
+	return err
+}
+
+// WaitHTTP polls url every 100 ms until ok(status), the process exits (exited is
+// closed: an error wrapping "exited"), or timeout passes.
+func WaitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Duration, exited <-chan struct{}, ok func(int) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	exited := p.exited()
-	client := &http.Client{Timeout: 2 * time.Second}
 	last := "no answer"
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
+		if resp, err := hc.Do(req); err == nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			resp.Body.Close()
 			if ok(resp.StatusCode) {
@@ -526,9 +533,9 @@ func (s *Stack) waitHTTP(ctx context.Context, p *process, url string, ok func(in
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("%s %w", p.name, errExited)
+			return errExited
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last answer: %s)", ctx.Err(), last)
+			return fmt.Errorf("%s: %w (last answer: %s)", url, ctx.Err(), last)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
