@@ -260,7 +260,7 @@ variable "connector_image" {
 }
 
 variable "connector_instance_id" {
-  description = "CONNECTOR_INSTANCE_ID. Empty: the connector's own default."
+  description = "CONNECTOR_INSTANCE_ID, the prefix of each instance's lease name (a random suffix is added). Empty: the hostname."
   type        = string
   default     = ""
 }
