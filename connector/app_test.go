@@ -16,9 +16,9 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"

@@ -14,8 +14,8 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 )
 

@@ -17,8 +17,8 @@ import (
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"

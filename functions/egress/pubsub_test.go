@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/store"
 )

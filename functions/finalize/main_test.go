@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.Firestore)) }

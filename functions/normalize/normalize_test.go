@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"

@@ -27,9 +27,9 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )

@@ -18,8 +18,8 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/google/uuid"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 )
 

@@ -33,10 +33,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/store"
 )

@@ -10,7 +10,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 )
 
 func newFirestore(t *testing.T) *firestore.Client {

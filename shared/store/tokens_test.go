@@ -12,7 +12,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )

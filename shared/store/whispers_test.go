@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 

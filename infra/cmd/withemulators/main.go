@@ -15,7 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/bitbrat/twitch-edge/infra/emulators"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 )
 
 func main() {
