@@ -160,8 +160,9 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 			EventSubWSURL:            h.tw.EventSubWSURL() + "?keepalive_timeout_seconds=10",
 			EventSubSubscriptionsURL: h.tw.APIBaseURL() + "/eventsub/subscriptions",
 		},
-		Topics:     config.Topics{Raw: "twitch.eventsub.raw.v1"},
-		InstanceID: id, Buffer: 10_000, LeaseTTL: 3 * time.Second, ShutdownGrace: 5 * time.Second,
+		Topics: config.Topics{Raw: "twitch.eventsub.raw.v1"},
+		// LeaseTTL leaves a loaded emulator room: each renewal is bounded by TTL/3.
+		InstanceID: id, Buffer: 10_000, LeaseTTL: 6 * time.Second, ShutdownGrace: 5 * time.Second,
 		KeepaliveGrace: time.Second,
 	}
 	for _, m := range mutate {
