@@ -46,7 +46,7 @@ const (
 	// message is retried later (never a FAILED outcome).
 	CodeLocalRateLimit = "WHISPER_LOCAL_RATE_LIMIT"
 	// CodeInProgress: another delivery of the same event holds the claim; retry later.
-	CodeInProgress = "IN_PROGRESS"
+	CodeInProgress = store.CodeInProgress
 	// CodePartNotSent: an earlier part of a split chat message failed, so this part
 	// was not sent.
 	CodePartNotSent = "PART_NOT_SENT"

@@ -80,6 +80,10 @@ type claimDoc struct {
 	ExpireAt   time.Time `firestore:"expireAt"`
 }
 
+// CodeInProgress is the fault code of work skipped because another worker holds its
+// claim (a Held claim): retry after the lease.
+const CodeInProgress = "IN_PROGRESS"
+
 const (
 	claimPending = "pending"
 	claimDone    = "done"
