@@ -255,7 +255,7 @@ func (a *App) waitForLease(ctx context.Context) (time.Time, error) {
 		wait := min(a.cfg.LeaseTTL/3, 2*time.Second)
 		if err != nil {
 			a.setStandby("lease check failed: " + err.Error())
-			a.log.Warn("connector: waiting for the lease: check failed", "host", firestoreHost(), "attempt", attempt,
+			a.log.Warn("connector: waiting for the lease: check failed", "host", firestoreHost(a.cfg), "attempt", attempt,
 				"error", err.Error())
 		} else {
 			a.setStandby("another instance holds the EventSub session (" + c.Owner + ")")
@@ -340,12 +340,12 @@ func (a *App) renewLease(ctx context.Context, lost context.CancelFunc, acquired 
 			// Without a renewal the lease runs out and a standby may take over: stop
 			// holding the session before that can happen (fencing), not after.
 			if !time.Now().Before(fence) {
-				a.log.Error("connector: lease could not be renewed in time, dropping the session", "host", firestoreHost(),
+				a.log.Error("connector: lease could not be renewed in time, dropping the session", "host", firestoreHost(a.cfg),
 					"leaseExpiresIn", time.Until(lastOK.Add(ttl)).Round(time.Millisecond).String(), "error", err.Error())
 				lost()
 				return
 			}
-			a.log.Warn("connector: lease renewal failed; will retry", "host", firestoreHost(), "error", err.Error())
+			a.log.Warn("connector: lease renewal failed; will retry", "host", firestoreHost(a.cfg), "error", err.Error())
 			continue
 		}
 		if c.State != store.Acquired {
@@ -389,7 +389,7 @@ func (a *App) shutdown(deadline time.Time) {
 	rcancel()
 	lctx, lcancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve/3))
 	if err := a.lease.Release(lctx, leaseKey, a.cfg.InstanceID); err != nil {
-		a.log.Warn("connector: release lease", "host", firestoreHost(), "error", err.Error())
+		a.log.Warn("connector: release lease", "host", firestoreHost(a.cfg), "error", err.Error())
 	}
 	lcancel()
 	dctx, dcancel := context.WithDeadline(context.Background(), deadline)

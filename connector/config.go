@@ -39,6 +39,9 @@ type Config struct {
 	// KeepaliveGrace is added to Twitch's keepalive timeout before the socket is
 	// declared dead (EVENTSUB_KEEPALIVE_GRACE, 1 s).
 	KeepaliveGrace time.Duration
+	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
+	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
+	PubSubEmulator, FirestoreEmulator string
 }
 
 // ReadConfig reads the connector's configuration.
@@ -64,6 +67,8 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
+	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
+	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
 	if err := checkChannels(c.Twitch.Channels); err != nil {
 		r.Invalid("TWITCH_CHANNELS", err)
 	}

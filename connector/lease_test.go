@@ -20,8 +20,7 @@ func TestLeaseFencingWithFirestoreFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	t.Setenv("FIRESTORE_EMULATOR_HOST", e.Host)
-	h := newHarness(t, twitchtest.Options{})
+	h := newHarnessOn(t, twitchtest.Options{}, "", e.Host)
 	a := h.start("a")
 	h.waitReady(a, 20*time.Second)
 

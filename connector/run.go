@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -49,19 +48,19 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 // app until ctx ends.
 func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *health) error {
 	// The clients connect lazily: building them does no I/O.
-	ps, err := bus.NewClient(ctx, cfg.Common.Project)
+	ps, err := bus.NewClient(ctx, cfg.Common.Project, bus.WithEmulator(cfg.PubSubEmulator))
 	if err != nil {
 		return err
 	}
 	defer ps.Close()
-	fs, err := store.NewClient(ctx, cfg.Common.Project, cfg.Common.Database)
+	fs, err := store.NewClient(ctx, cfg.Common.Project, cfg.Common.Database, store.WithEmulator(cfg.FirestoreEmulator))
 	if err != nil {
 		return err
 	}
 	defer fs.Close()
 	var tw *twitchclient.Twitch
 	err = s.Do(ctx, "the bot's token (Firestore oauth/twitch/bot/token, then Twitch validation)",
-		firestoreHost()+", "+cfg.Twitch.AuthBaseURL, func(ctx context.Context) error {
+		firestoreHost(cfg)+", "+cfg.Twitch.AuthBaseURL, func(ctx context.Context) error {
 			var err error
 			tw, err = twitchclient.New(ctx, cfg.Twitch, fs, cfg.InstanceID, log)
 			return err
@@ -83,9 +82,9 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 }
 
 // firestoreHost names the Firestore endpoint for logs.
-func firestoreHost() string {
-	if h := os.Getenv("FIRESTORE_EMULATOR_HOST"); h != "" {
-		return "Firestore emulator " + h
+func firestoreHost(cfg Config) string {
+	if cfg.FirestoreEmulator != "" {
+		return "Firestore emulator " + cfg.FirestoreEmulator
 	}
 	return "firestore.googleapis.com"
 }

@@ -20,8 +20,7 @@ func TestShutdownWithFirestoreFrozenMeetsTheDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	t.Setenv("FIRESTORE_EMULATOR_HOST", e.Host)
-	h := newHarness(t, twitchtest.Options{})
+	h := newHarnessOn(t, twitchtest.Options{}, "", e.Host)
 	const grace = 3 * time.Second
 	a := h.start("a", func(c *Config) { c.ShutdownGrace = grace; c.LeaseTTL = time.Minute })
 	h.waitReady(a, 20*time.Second)

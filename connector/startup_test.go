@@ -53,6 +53,7 @@ func (h *harness) mainConfig(id string) Config {
 		Topics:     config.Topics{Raw: "twitch.eventsub.raw.v1"},
 		InstanceID: id, Buffer: 10_000, LeaseTTL: 6 * time.Second, ShutdownGrace: 5 * time.Second,
 		KeepaliveGrace: time.Second, Addr: freeAddr(h.t),
+		PubSubEmulator: h.pubsubHost, FirestoreEmulator: h.firestoreHost,
 	}
 }
 
@@ -76,8 +77,7 @@ func TestStartupWithFirestoreFrozenIsVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	t.Setenv("FIRESTORE_EMULATOR_HOST", e.Host)
-	h := newHarness(t, twitchtest.Options{})
+	h := newHarnessOn(t, twitchtest.Options{}, "", e.Host)
 	h.seedToken()
 	cfg := h.mainConfig("main")
 	if err := e.Pause(); err != nil {
