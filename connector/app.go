@@ -107,7 +107,8 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
 	a.relay = relay.New(d.Publisher, relay.Options{
-		Topic: cfg.Topics.Raw, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log, Registry: reg,
+		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
+		Registry: reg,
 	})
 	a.handler = a.Handler()
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,

@@ -44,10 +44,13 @@ type Options struct {
 	Workers int
 	// MaxBackoff caps the wait between publish retries (default 5 s).
 	MaxBackoff time.Duration
-	Recorder   Recorder
-	Log        *slog.Logger
-	Registry   *metrics.Registry
-	Now        func() time.Time
+	// DeadLetterTopic receives what Pub/Sub refuses for good on Topic, with the
+	// reason; empty: such a notification is logged and dropped.
+	DeadLetterTopic string
+	Recorder        Recorder
+	Log             *slog.Logger
+	Registry        *metrics.Registry
+	Now             func() time.Time
 }
 
 // Relay is the buffer and its publishing workers.
@@ -61,6 +64,7 @@ type Relay struct {
 	fullWaits *metrics.Counter
 	depth     *metrics.Gauge
 	latency   *metrics.Histogram
+	invalid   *metrics.Counter
 
 	workers     sync.WaitGroup
 	closing     chan struct{} // closed by Close: workers drain the buffer and exit
@@ -102,6 +106,7 @@ func New(pub Publisher, o Options) *Relay {
 		fullWaits: o.Registry.Counter("relay_buffer_full_total", "Times Forward waited because the buffer was full."),
 		depth:     o.Registry.Gauge("relay_buffer_depth", "Frames waiting to be published."),
 		latency:   o.Registry.Histogram("relay_frame_to_publish_seconds", "From frame read to publish acknowledged.", metrics.LatencyBuckets),
+		invalid:   o.Registry.Counter("relay_dead_lettered_total", "Notifications Pub/Sub refused for good, sent to dead-letter."),
 	}
 	for i := 0; i < o.Workers; i++ {
 		r.workers.Add(1)
@@ -189,29 +194,40 @@ func (r *Relay) work() {
 	}
 }
 
-// publish retries until the message is acknowledged or Close's deadline passes.
+// publish retries until the message is acknowledged or Close's deadline passes. A
+// message Pub/Sub refuses for good (fault.Invalid: an attribute or the frame over
+// its limits) goes to the dead-letter topic with the reason instead.
 func (r *Relay) publish(f eventsub.Frame) {
-	attrs := Attributes(f)
+	err := r.send(r.o.Topic, f.Data, Attributes(f), f.MessageID)
+	switch {
+	case err == nil:
+		r.published.Inc()
+		r.latency.Observe(r.o.Now().Sub(f.Received))
+		if r.o.Recorder != nil {
+			r.o.Recorder.Forwarded(f.MessageID, f.MessageTimestamp)
+		}
+	case fault.KindOf(err) == fault.Invalid:
+		r.deadLetter(f, err)
+	default:
+		r.unpublished.Add(1)
+		r.o.Log.Error("relay: shutting down with a notification unpublished", "eventsubMessageId", f.MessageID,
+			"error", err.Error())
+	}
+}
+
+// send publishes one message, retrying with capped backoff, until it is
+// acknowledged (nil), refused for good (a fault.Invalid error), or Close's deadline
+// passes (the last error).
+func (r *Relay) send(topic string, data []byte, attrs map[string]string, messageID string) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err := r.pub.Publish(r.ctx, r.o.Topic, f.Data, attrs)
-		if err == nil {
-			r.published.Inc()
-			r.latency.Observe(r.o.Now().Sub(f.Received))
-			if r.o.Recorder != nil {
-				r.o.Recorder.Forwarded(f.MessageID, f.MessageTimestamp)
-			}
-			return
-		}
-		if r.ctx.Err() != nil {
-			r.unpublished.Add(1)
-			r.o.Log.Error("relay: shutting down with a notification unpublished", "eventsubMessageId", f.MessageID,
-				"error", err.Error())
-			return
+		_, err := r.pub.Publish(r.ctx, topic, data, attrs)
+		if err == nil || fault.KindOf(err) == fault.Invalid || r.ctx.Err() != nil {
+			return err
 		}
 		r.retries.Inc()
 		if attempt == 1 || attempt%10 == 0 {
-			r.o.Log.Warn("relay: publish failed, retrying", "eventsubMessageId", f.MessageID, "attempt", attempt,
+			r.o.Log.Warn("relay: publish failed, retrying", "topic", topic, "eventsubMessageId", messageID, "attempt", attempt,
 				"code", fault.CodeOf(err, "UNKNOWN"), "error", err.Error())
 		}
 		select {
