@@ -34,6 +34,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.mu.Lock()
 		t := Token{AccessToken: "app-" + newID(), ExpiresAt: s.o.Now().Add(s.o.TokenLifetime)}
 		s.tokens[t.AccessToken] = &tokenInfo{Token: t, clientID: s.o.ClientID}
+		s.appIssued++
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{
 			"access_token": t.AccessToken, "expires_in": int(s.o.TokenLifetime.Seconds()), "token_type": "bearer",
@@ -73,6 +74,13 @@ func (s *Server) refreshGrant(w http.ResponseWriter, refresh string) {
 		"expires_in":    int(s.o.TokenLifetime.Seconds()),
 		"token_type":    "bearer",
 	})
+}
+
+// AppTokenCount is how many app access tokens (client_credentials grants) were issued.
+func (s *Server) AppTokenCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appIssued
 }
 
 // validate serves GET /oauth2/validate.

@@ -74,6 +74,21 @@ type Options struct {
 	// PingInterval makes the server ping each socket and close it with 4002 when no
 	// pong comes. Default 0: no pings.
 	PingInterval time.Duration
+
+	// ConduitDeleteAfter is how long a conduit whose shards are all disabled lives
+	// before it is deleted with its subscriptions. Default 72 h, as on Twitch.
+	ConduitDeleteAfter time.Duration
+	// WebhookRetries is how often a webhook notification is retried on the same
+	// callback after a failed attempt. Default 2.
+	WebhookRetries int
+	// WebhookFailureLimit is how many notifications in a row a webhook shard may
+	// fail before it is disabled with notification_failures_exceeded. Default 3.
+	WebhookFailureLimit int
+	// WebhookTimeout bounds each POST to a callback. Default 5 s.
+	WebhookTimeout time.Duration
+	// WebhookClient posts to callbacks. Default: a plain http.Client (the fake,
+	// unlike Twitch, accepts http:// loopback callbacks).
+	WebhookClient *http.Client
 }
 
 // Server is the fake. Create it with New; its methods are safe for concurrent use.
@@ -85,27 +100,30 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	closed    bool
-	requests  []Request
-	scripts   map[string][]Response
-	users     map[string]*User // by id
-	logins    map[string]string
-	mods      map[string]map[string]bool // broadcaster → moderators
-	banned    map[string]map[string]bool // broadcaster → banned users
-	tokens    map[string]*tokenInfo      // by access token
-	refreshes map[string]*tokenInfo      // by refresh token
-	refreshN  int
-	buckets   map[string]*bucket
-	chats     []ChatMessage
-	whispers  []Whisper
-	wstats    map[string]*whisperStats
-	subs      map[string]*Subscription
-	subSeq    int
-	conduits  map[string]bool
-	sessions  map[string]*session
-	pending   map[string]*session // reconnect token → old session
-	frames    map[string]sentFrame
+	mu         sync.Mutex
+	closed     bool
+	requests   []Request
+	scripts    map[string][]Response
+	users      map[string]*User // by id
+	logins     map[string]string
+	mods       map[string]map[string]bool // broadcaster → moderators
+	banned     map[string]map[string]bool // broadcaster → banned users
+	tokens     map[string]*tokenInfo      // by access token
+	refreshes  map[string]*tokenInfo      // by refresh token
+	refreshN   int
+	buckets    map[string]*bucket
+	chats      []ChatMessage
+	whispers   []Whisper
+	wstats     map[string]*whisperStats
+	subs       map[string]*Subscription
+	subSeq     int
+	conduits   map[string]*conduit
+	conduitSeq int
+	conduitLog []ConduitDelivery
+	appIssued  int
+	sessions   map[string]*session
+	pending    map[string]*session // reconnect token → old session
+	frames     map[string]sentFrame
 }
 
 // New starts a fake Twitch.
@@ -140,6 +158,21 @@ func New(o Options) (*Server, error) {
 	if o.ReconnectGrace <= 0 {
 		o.ReconnectGrace = 30 * time.Second
 	}
+	if o.ConduitDeleteAfter <= 0 {
+		o.ConduitDeleteAfter = 72 * time.Hour
+	}
+	if o.WebhookRetries <= 0 {
+		o.WebhookRetries = 2
+	}
+	if o.WebhookFailureLimit <= 0 {
+		o.WebhookFailureLimit = 3
+	}
+	if o.WebhookTimeout <= 0 {
+		o.WebhookTimeout = 5 * time.Second
+	}
+	if o.WebhookClient == nil {
+		o.WebhookClient = &http.Client{}
+	}
 	s := &Server{
 		o:         o,
 		scripts:   map[string][]Response{},
@@ -152,7 +185,7 @@ func New(o Options) (*Server, error) {
 		buckets:   map[string]*bucket{},
 		wstats:    map[string]*whisperStats{},
 		subs:      map[string]*Subscription{},
-		conduits:  map[string]bool{},
+		conduits:  map[string]*conduit{},
 		sessions:  map[string]*session{},
 		pending:   map[string]*session{},
 		frames:    map[string]sentFrame{},
@@ -163,6 +196,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /helix/eventsub/subscriptions", s.helix(s.createSubscription))
 	mux.HandleFunc("GET /helix/eventsub/subscriptions", s.helix(s.listSubscriptions))
 	mux.HandleFunc("DELETE /helix/eventsub/subscriptions", s.helix(s.deleteSubscription))
+	s.conduitRoutes(mux)
 	mux.HandleFunc("POST /helix/chat/messages", s.helix(s.sendChat))
 	mux.HandleFunc("POST /helix/whispers", s.helix(s.sendWhisper))
 	mux.HandleFunc("GET /helix/users", s.helix(s.getUsers))
@@ -419,13 +453,6 @@ func (s *Server) BanFromChat(broadcasterID, userID string) {
 		s.banned[broadcasterID] = map[string]bool{}
 	}
 	s.banned[broadcasterID][userID] = true
-}
-
-// AddConduit registers a conduit id so subscriptions can target it.
-func (s *Server) AddConduit(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conduits[id] = true
 }
 
 // Token is a credential the fake accepts.

@@ -22,9 +22,11 @@ type session struct {
 	raw           net.Conn
 	keepaliveSecs int
 	connectedAt   time.Time
-	out           chan []byte
-	ctx           context.Context
-	cancel        context.CancelFunc
+	out           chan outFrame
+	// loopDone is closed when writeLoop returns: after it, no frame is written.
+	loopDone chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	// guarded by s.mu
 	ended        bool
@@ -35,7 +37,17 @@ type session struct {
 	silenced     bool
 	closeStatus  string
 	grace        *time.Timer
+	shard        *shardRef // the conduit shard this session serves
 }
+
+// outFrame is a frame to write; done (if set) receives the write's outcome.
+type outFrame struct {
+	b    []byte
+	done chan error
+}
+
+// errNotWritten: the session ended before the frame was written.
+var errNotWritten = errors.New("twitchtest: session ended before the frame was written")
 
 // SessionInfo describes a live socket.
 type SessionInfo struct {
@@ -102,7 +114,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := r.Context().Value(rawConnKey{}).(net.Conn)
 	ss := &session{s: s, id: newID(), conn: conn, raw: raw, keepaliveSecs: secs,
-		connectedAt: s.o.Now(), out: make(chan []byte, 256)}
+		connectedAt: s.o.Now(), out: make(chan outFrame, 256), loopDone: make(chan struct{})}
 	ss.ctx, ss.cancel = context.WithCancel(s.ctx)
 	defer ss.cancel()
 
@@ -131,6 +143,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		old.handedOver = true
 		ss.subscribed = true
+		s.handOverShardLocked(old, ss)
 	}
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
@@ -141,6 +154,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		"reconnect_url": nil, "connected_at": ss.connectedAt.UTC().Format(time.RFC3339Nano),
 	}})
 	if err := ss.write(welcome); err != nil {
+		close(ss.loopDone)
 		ss.end(statusDisconnected)
 		_ = conn.CloseNow()
 		return
@@ -169,6 +183,7 @@ func (ss *session) write(frame []byte) error {
 // unused socket with 4003.
 func (ss *session) writeLoop() {
 	s := ss.s
+	defer close(ss.loopDone)
 	interval := ss.keepaliveTimeout() * 3 / 4
 	ka := time.NewTimer(interval)
 	defer ka.Stop()
@@ -183,7 +198,11 @@ func (ss *session) writeLoop() {
 		case <-ss.ctx.Done():
 			return
 		case f := <-ss.out:
-			if err := ss.write(f); err != nil {
+			err := ss.write(f.b)
+			if f.done != nil {
+				f.done <- err
+			}
+			if err != nil {
 				ss.end(statusNetworkError)
 				_ = ss.conn.CloseNow()
 				return
@@ -329,6 +348,7 @@ func (ss *session) retireLocked(status string) bool {
 	if ss.grace != nil {
 		ss.grace.Stop()
 	}
+	s.releaseShardLocked(ss, status)
 	if !ss.handedOver {
 		now := s.o.Now().UTC().Format(time.RFC3339Nano)
 		for _, x := range s.subs {
@@ -397,9 +417,15 @@ type sentFrame struct {
 	frame []byte
 }
 
-// Notify sends a notification to every enabled WebSocket subscription matching n and
-// returns the message ids, in the order of the subscriptions' creation.
+// Notify sends a notification to every enabled subscription matching n and returns
+// the message ids, in the order of the subscriptions' creation: WebSocket
+// subscriptions get it on their session, conduit subscriptions through the conduit's
+// routing (see ConduitDeliveries for where each went, or that it was lost).
 func (s *Server) Notify(n Notification) ([]string, error) {
+	return s.notifyMatching(n.Type, func(x *Subscription) bool { return conditionMatches(x.Condition, n.Condition) }, n)
+}
+
+func (s *Server) notifyMatching(typ string, match func(*Subscription) bool, n Notification) ([]string, error) {
 	ev, err := json.Marshal(n.Event)
 	if err != nil {
 		return nil, fmt.Errorf("twitchtest: marshal event: %w", err)
@@ -408,19 +434,25 @@ func (s *Server) Notify(n Notification) ([]string, error) {
 	var ids []string
 	var targets []*session
 	var frames [][]byte
+	var routed []conduitNote
 	for _, x := range s.sortedSubs(func(x *Subscription) bool {
-		return x.Status == "enabled" && x.Transport.Method == "websocket" && x.Type == n.Type && conditionMatches(x.Condition, n.Condition)
+		return x.Status == "enabled" && x.Type == typ && (x.Transport.Method == "websocket" || x.Transport.Method == "conduit") && match(x)
 	}) {
-		ss := s.sessions[x.Transport.SessionID]
-		if ss == nil {
-			continue
-		}
 		id, ts := n.MessageID, n.Timestamp
 		if id == "" {
 			id = newID()
 		}
 		if ts.IsZero() {
 			ts = s.o.Now()
+		}
+		if x.Transport.Method == "conduit" {
+			ids = append(ids, id)
+			routed = append(routed, s.newConduitNote(x, id, ts, ev))
+			continue
+		}
+		ss := s.sessions[x.Transport.SessionID]
+		if ss == nil {
+			continue
 		}
 		f := s.frameWith(id, ts, "notification", x.Type, x.Version, map[string]any{
 			"subscription": x, "event": json.RawMessage(ev),
@@ -437,6 +469,9 @@ func (s *Server) Notify(n Notification) ([]string, error) {
 	for i, ss := range targets {
 		ss.enqueue(frames[i])
 	}
+	for _, r := range routed {
+		s.route(r)
+	}
 	return ids, nil
 }
 
@@ -451,8 +486,30 @@ func conditionMatches(have, want map[string]string) bool {
 
 func (ss *session) enqueue(f []byte) {
 	select {
-	case ss.out <- f:
+	case ss.out <- outFrame{b: f}:
 	case <-ss.ctx.Done():
+	}
+}
+
+// deliver writes f and reports whether it went out: the conduit router's "did the
+// shard take it". A frame still queued when the session ends was not delivered.
+func (ss *session) deliver(f []byte) error {
+	done := make(chan error, 1)
+	select {
+	case ss.out <- outFrame{b: f, done: done}:
+	case <-ss.ctx.Done():
+		return errNotWritten
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ss.loopDone:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return errNotWritten
+		}
 	}
 }
 
