@@ -36,6 +36,13 @@ func (s *Server) ConduitDeliveries() []ConduitDelivery {
 	return slices.Clone(s.conduitLog)
 }
 
+// ConduitDeliveryCount is len(ConduitDeliveries()) without the copy.
+func (s *Server) ConduitDeliveryCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conduitLog)
+}
+
 // LostNotifications returns the records of notifications no shard took.
 func (s *Server) LostNotifications() []ConduitDelivery {
 	s.mu.Lock()

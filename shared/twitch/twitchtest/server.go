@@ -86,6 +86,9 @@ type Options struct {
 	WebhookFailureLimit int
 	// WebhookTimeout bounds each POST to a callback. Default 5 s.
 	WebhookTimeout time.Duration
+	// MaxConduitCost is max_total_cost of the app's conduit subscriptions, so a test
+	// can reach the limit without 10,000 subscriptions. Default 10,000, as on Twitch.
+	MaxConduitCost int
 	// WebhookClient posts to callbacks. Default: a plain http.Client (the fake,
 	// unlike Twitch, accepts http:// loopback callbacks).
 	WebhookClient *http.Client
@@ -160,6 +163,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.ConduitDeleteAfter <= 0 {
 		o.ConduitDeleteAfter = 72 * time.Hour
+	}
+	if o.MaxConduitCost <= 0 {
+		o.MaxConduitCost = MaxConduitTotalCost
 	}
 	if o.WebhookRetries <= 0 {
 		o.WebhookRetries = 2
@@ -255,6 +261,11 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	for _, cd := range s.conduits {
+		if cd.doomed != nil {
+			cd.doomed.Stop()
+		}
+	}
 	var sess []*session
 	for _, ss := range s.sessions {
 		sess = append(sess, ss)

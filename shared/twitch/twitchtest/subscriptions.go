@@ -232,11 +232,11 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 				return
 			}
 		}
-		if cost+sub.Cost > MaxConduitTotalCost {
+		if cost+sub.Cost > s.o.MaxConduitCost {
 			writeError(w, http.StatusTooManyRequests, MsgTotalCost)
 			return
 		}
-		maxCost = MaxConduitTotalCost
+		maxCost = s.o.MaxConduitCost
 		sub.Transport = Transport{Method: "conduit", ConduitID: in.Transport.ConduitID}
 	default:
 		writeError(w, http.StatusBadRequest, "The transport method is not supported by the fake")
@@ -343,7 +343,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ []b
 	}
 	maxCost := MaxTotalCost
 	if c.isApp() {
-		maxCost = MaxConduitTotalCost
+		maxCost = s.o.MaxConduitCost
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"data": page, "total": total, "total_cost": cost, "max_total_cost": maxCost, "pagination": pagination,
