@@ -19,8 +19,6 @@ package twitchtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -327,89 +325,6 @@ func (s *Server) record(r *http.Request, body []byte) {
 	})
 }
 
-// Response is a scripted answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   string
-}
-
-// Script queues responses for an endpoint (method and full path, e.g. "POST",
-// "/helix/chat/messages"): the next len(rs) requests to it get them in order, before
-// any token or input checks, then normal behaviour resumes.
-func (s *Server) Script(method, path string, rs ...Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := method + " " + path
-	s.scripts[k] = append(s.scripts[k], rs...)
-}
-
-// ErrorResponse is Twitch's error shape: {"error": "<status text>", "status": N,
-// "message": "..."}.
-func ErrorResponse(status int, message string) Response {
-	b, _ := json.Marshal(map[string]any{"error": http.StatusText(status), "status": status, "message": message})
-	return Response{Status: status, Header: jsonHeader(), Body: string(b)}
-}
-
-// RateLimitedResponse is a 429 with Ratelimit-Limit, Ratelimit-Remaining: 0 and
-// Ratelimit-Reset set to reset; message may name the limit (e.g. "number of websocket
-// transports limit exceeded").
-func RateLimitedResponse(limit int, reset time.Time, message string) Response {
-	r := ErrorResponse(http.StatusTooManyRequests, message)
-	r.Header.Set("Ratelimit-Limit", itoa(limit))
-	r.Header.Set("Ratelimit-Remaining", "0")
-	r.Header.Set("Ratelimit-Reset", itoa(int(reset.Unix())))
-	return r
-}
-
-// ChatDroppedResponse is Send Chat Message's 200 with is_sent false and the reason.
-func ChatDroppedResponse(code, message string) Response {
-	b, _ := json.Marshal(map[string]any{"data": []map[string]any{{
-		"message_id": "", "is_sent": false, "drop_reason": map[string]string{"code": code, "message": message},
-	}}})
-	return Response{Status: http.StatusOK, Header: jsonHeader(), Body: string(b)}
-}
-
-func jsonHeader() http.Header {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	return h
-}
-
-// nextScripted pops the next scripted response for the request's endpoint.
-func (s *Server) nextScripted(r *http.Request) (Response, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := r.Method + " " + r.URL.Path
-	q := s.scripts[k]
-	if len(q) == 0 {
-		return Response{}, false
-	}
-	s.scripts[k] = q[1:]
-	return q[0], true
-}
-
-// scripted records the request and serves a scripted response if one is queued.
-func (s *Server) scripted(h func(w http.ResponseWriter, r *http.Request, body []byte)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "unreadable body")
-			return
-		}
-		s.record(r, body)
-		if resp, ok := s.nextScripted(r); ok {
-			for k, v := range resp.Header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(resp.Status)
-			_, _ = io.WriteString(w, resp.Body)
-			return
-		}
-		h(w, r, body)
-	}
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -466,93 +381,6 @@ func (s *Server) BanFromChat(broadcasterID, userID string) {
 	s.banned[broadcasterID][userID] = true
 }
 
-// Token is a credential the fake accepts.
-type Token struct {
-	AccessToken  string
-	RefreshToken string
-	// UserID is empty for an app access token.
-	UserID string
-	Scopes []string
-	// ExpiresAt is when the access token stops working. Zero: now + TokenLifetime.
-	ExpiresAt time.Time
-}
-
-type tokenInfo struct {
-	Token
-	clientID string
-	revoked  bool
-}
-
-// AddToken registers a user (or app) access token and its refresh token.
-func (s *Server) AddToken(t Token) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t.ExpiresAt.IsZero() {
-		t.ExpiresAt = s.o.Now().Add(s.o.TokenLifetime)
-	}
-	ti := &tokenInfo{Token: t, clientID: s.o.ClientID}
-	s.tokens[t.AccessToken] = ti
-	if t.RefreshToken != "" {
-		s.refreshes[t.RefreshToken] = ti
-	}
-}
-
-// ExpireToken makes an access token invalid (401 everywhere) while its refresh token
-// keeps working: what happens when a token's lifetime ends.
-func (s *Server) ExpireToken(accessToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ti := s.tokens[accessToken]; ti != nil {
-		ti.ExpiresAt = s.o.Now().Add(-time.Second)
-	}
-}
-
-// RevokeToken makes the access token and its refresh token invalid: what happens
-// when the user disconnects the app.
-func (s *Server) RevokeToken(accessToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ti := s.tokens[accessToken]; ti != nil {
-		ti.revoked = true
-		delete(s.refreshes, ti.RefreshToken)
-	}
-}
-
-// RefreshCount is how many refresh_token grants succeeded.
-func (s *Server) RefreshCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refreshN
-}
-
-// LatestToken returns the newest valid user token issued for userID.
-func (s *Server) LatestToken(userID string) (Token, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var best *tokenInfo
-	for _, ti := range s.tokens {
-		if ti.UserID == userID && !ti.revoked && (best == nil || ti.ExpiresAt.After(best.ExpiresAt)) {
-			best = ti
-		}
-	}
-	if best == nil {
-		return Token{}, false
-	}
-	return best.Token, true
-}
-
-// tokenFor resolves a valid access token; nil when missing, unknown, expired or
-// revoked. Callers hold s.mu.
-func (s *Server) tokenFor(access string) *tokenInfo {
-	ti := s.tokens[access]
-	if ti == nil || ti.revoked || !s.o.Now().Before(ti.ExpiresAt) {
-		return nil
-	}
-	return ti
-}
-
-func (ti *tokenInfo) hasScope(scope string) bool { return slices.Contains(ti.Scopes, scope) }
-
 // Wait polls cond every few milliseconds until it is true or ctx ends. Tests use it
 // to wait for the client to connect, subscribe or reconnect.
 func (s *Server) Wait(ctx context.Context, cond func() bool) error {
@@ -571,5 +399,3 @@ func (s *Server) Wait(ctx context.Context, cond func() bool) error {
 }
 
 func newID() string { return uuid.NewString() }
-
-var errClosed = errors.New("twitchtest: server closed")
