@@ -201,6 +201,12 @@ func (ss *session) writeLoop() {
 			if f.done != nil {
 				f.done <- err
 			}
+			if err != nil && ss.closing() {
+				// A frame after our close frame: the handshake in closeWith ends the
+				// session. Cutting the connection now could reset it before the
+				// client has read the frames written before the close.
+				continue
+			}
 			if err != nil {
 				ss.end(statusNetworkError)
 				_ = ss.conn.CloseNow()
@@ -318,6 +324,13 @@ func (ss *session) closeWith(code int, reason string) {
 		_ = ss.conn.Close(websocket.StatusCode(code), reason)
 		ss.cancel()
 	}()
+}
+
+// closing reports whether closeWith has started the close handshake.
+func (ss *session) closing() bool {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	return ss.closeStatus != ""
 }
 
 // end retires the session once and stops its goroutines.
