@@ -66,7 +66,7 @@ soak:
 
 ## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
 run:
-	@mkdir -p bin && $(GO) build -o bin/local ./infra/cmd/local && ./bin/local
+	@mkdir -p bin && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
 
 terraform-check:
 	bash terraform/check.sh

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-
+	"github.com/bitbrat/twitch-edge/infra/collect"
+	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
@@ -49,9 +50,9 @@ type Options struct {
 	StartupRuns int
 	// BinDir receives the built binaries. Default: a temporary directory.
 	BinDir string
-	// UseEnvEmulators reuses the emulators named by PUBSUB_EMULATOR_HOST and
-	// FIRESTORE_EMULATOR_HOST when set; otherwise the run starts its own.
-	UseEnvEmulators bool
+	// PubSubHost and FirestoreHost name emulators already running to reuse
+	// ("127.0.0.1:PORT"); for each one left empty the run starts its own.
+	PubSubHost, FirestoreHost string
 	// ConnectorEnv are further variables for the connector (e.g. GOGC,
 	// GOMEMLIMIT, CONNECTOR_BUFFER), to try settings.
 	ConnectorEnv map[string]string
@@ -118,12 +119,13 @@ type Report struct {
 	Took         time.Duration
 }
 
-const (
-	botID         = "900"
-	broadcasterID = "1001"
-	followerID    = "2001"
-	rawSub        = "load.raw"
+// The load streams follows of the first seeded viewer in the first seeded channel.
+var (
+	broadcasterID = faketwitch.Channels[0].ID
+	followerID    = faketwitch.Viewers[0].ID
 )
+
+const rawSub = "load.raw"
 
 // Run performs the load run.
 func Run(ctx context.Context, o Options) (rep *Report, err error) {
@@ -148,7 +150,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	rep = &Report{Started: time.Now(), Machine: ReadMachine(), ConnectorEnv: o.ConnectorEnv}
 	defer func() { rep.Took = time.Since(rep.Started) }()
 
-	root, err := ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +162,16 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		defer os.RemoveAll(bin)
 	}
 	logf("building the connector and the functions server")
-	connBin, err := Build(ctx, root, "./connector", bin, "connector")
-	if err != nil {
+	bins := []stack.Binary{stack.Connector}
+	if o.StartupRuns > 0 {
+		bins = append(bins, stack.Functions)
+	}
+	if err := stack.Build(ctx, root, bin, bins...); err != nil {
 		return nil, err
 	}
-	fnBin := ""
-	if o.StartupRuns > 0 {
-		if fnBin, err = Build(ctx, root, "./functions/cmd/local", bin, "functions"); err != nil {
-			return nil, err
-		}
-	}
+	connBin, fnBin := filepath.Join(bin, stack.Connector.Name), filepath.Join(bin, stack.Functions.Name)
 
-	emus, stopEmus, err := StartEmulators(ctx, o.UseEnvEmulators)
+	emus, stopEmus, err := startEmulators(ctx, o.PubSubHost, o.FirestoreHost)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	logf("emulators: pubsub %s, firestore %s", emus[emulators.PubSub], emus[emulators.Firestore])
 
 	project := fmt.Sprintf("load-%d", time.Now().Unix())
-	ps, err := pubsubClient(ctx, project, emus)
+	ps, err := bus.NewClient(ctx, project, bus.WithEmulator(emus[emulators.PubSub]))
 	if err != nil {
 		return nil, err
 	}
@@ -192,11 +192,12 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 
-	tw, token, err := StartFakeTwitch()
+	fake, err := faketwitch.Start(faketwitch.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer tw.Close()
+	defer fake.Close()
+	tw := fake.Twitch
 
 	port, err := freePort()
 	if err != nil {
@@ -206,23 +207,23 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	vars := map[string]string{
 		"PUBSUB_EMULATOR_HOST": emus[emulators.PubSub], "FIRESTORE_EMULATOR_HOST": emus[emulators.Firestore],
 		"GOOGLE_CLOUD_PROJECT": project, "PORT": strconv.Itoa(port), "CONNECTOR_INSTANCE_ID": "load-connector",
-		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": botID, "TWITCH_BOT_ACCESS_TOKEN": token,
+		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": faketwitch.BotID, "TWITCH_BOT_ACCESS_TOKEN": fake.BotToken().AccessToken,
 		"TWITCH_CHANNELS": broadcasterID, "TWITCH_API_BASE_URL": tw.APIBaseURL(), "TWITCH_AUTH_BASE_URL": tw.AuthBaseURL(),
 		"TWITCH_EVENTSUB_WS_URL": tw.EventSubWSURL(),
 	}
 	for k, v := range o.ConnectorEnv {
 		vars[k] = v
 	}
-	conn, err := StartChild("connector", connBin, Env(vars))
-	if err != nil {
+	conn := stack.NewProcess("connector", connBin, stack.ChildEnv(vars), nil)
+	if err := conn.Start(); err != nil {
 		return nil, err
 	}
 	defer conn.Stop(syscall.SIGTERM, 15*time.Second)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	if err := stack.WaitHTTP(ctx, hc, connURL+"/readyz", 90*time.Second, conn.Exited(), func(c int) bool { return c == http.StatusOK }); err != nil {
-		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.Output(), 30))
+		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.LogTail(), 30))
 	}
-	logf("connector ready (pid %d)", conn.Pid())
+	logf("connector ready (pid %d)", conn.PID())
 
 	emuPIDs := [2]int{}
 	for i, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
@@ -230,7 +231,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			logf("%v: the %s emulator's CPU time is not reported", err, k)
 		}
 	}
-	col := NewCollector(stepOf)
+	col := collect.NewNotifications(stepOf)
 	rctx, stopReceive := context.WithCancel(ctx)
 	var rwg sync.WaitGroup
 	rwg.Add(1)
@@ -292,10 +293,10 @@ func stepOf(id string) int {
 	return int(n)
 }
 
-func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Server, evt json.RawMessage, conn *Child,
-	emuPIDs [2]int, connURL string, hc *http.Client, col *Collector, logf func(string, ...any)) (Step, error) {
+func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Server, evt json.RawMessage, conn *stack.Process,
+	emuPIDs [2]int, connURL string, hc *http.Client, col *collect.Notifications, logf func(string, ...any)) (Step, error) {
 	st := Step{Rate: rate, Duration: o.Duration, LoadBefore: LoadAverage()}
-	pid := conn.Pid()
+	pid := conn.PID()
 	before, err := Scrape(ctx, hc, connURL+"/metrics")
 	if err != nil {
 		return st, err
@@ -426,30 +427,13 @@ func Quantile(ds []time.Duration, q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-// StartFakeTwitch starts the fake Twitch with the bot (900), one channel (1001) the
-// bot moderates and one follower, and returns the bot's access token.
-func StartFakeTwitch() (*twitchtest.Server, string, error) {
-	tw, err := twitchtest.New(twitchtest.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		return nil, "", fmt.Errorf("fake twitch: %w", err)
-	}
-	tw.AddUser(twitchtest.User{ID: botID, Login: "bitbrat_bot", DisplayName: "BitBrat_Bot"})
-	tw.AddUser(twitchtest.User{ID: broadcasterID, Login: "bitbrat_demo", DisplayName: "BitBrat_Demo"})
-	tw.AddUser(twitchtest.User{ID: followerID, Login: "pixel_pioneer", DisplayName: "Pixel_Pioneer"})
-	tw.AddModerator(broadcasterID, botID)
-	token := fmt.Sprintf("load-token-%d", time.Now().UnixNano())
-	tw.AddToken(twitchtest.Token{AccessToken: token, UserID: botID,
-		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
-	return tw, token, nil
-}
-
-// StartEmulators starts the Pub/Sub and Firestore emulators (or, with useEnv, reuses
-// those named by the environment) and returns their hosts and a stop function.
-func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string, func(), error) {
+// startEmulators starts the Pub/Sub and Firestore emulators not given (a host of
+// one already running) and returns their hosts and a stop function.
+func startEmulators(ctx context.Context, pubsubHost, firestoreHost string) (map[emulators.Kind]string, func(), error) {
 	hosts := map[emulators.Kind]string{}
 	want := map[emulators.Kind]string{}
-	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
-		if h := os.Getenv(k.EnvVar()); useEnv && h != "" {
+	for k, h := range map[emulators.Kind]string{emulators.PubSub: pubsubHost, emulators.Firestore: firestoreHost} {
+		if h != "" {
 			hosts[k] = h
 		} else {
 			want[k] = ""
@@ -468,14 +452,6 @@ func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string
 		}
 	}
 	return hosts, stop, nil
-}
-
-// pubsubClient connects to the Pub/Sub emulator at hosts. The client library reads
-// the host from the environment, so it is set for this process.
-func pubsubClient(ctx context.Context, project string, hosts map[emulators.Kind]string) (*pubsub.Client, error) {
-	os.Setenv(emulators.PubSub.EnvVar(), hosts[emulators.PubSub])
-	os.Setenv(emulators.Firestore.EnvVar(), hosts[emulators.Firestore])
-	return bus.NewClient(ctx, project)
 }
 
 func freePort() (int, error) {
