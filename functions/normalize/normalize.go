@@ -44,7 +44,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 			Event json.RawMessage `json:"event"`
 		} `json:"payload"`
 	}
-	if err := json.Unmarshal(frame, &msg); err != nil {
+	if err := event.Unmarshal(frame, &msg); err != nil {
 		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub notification")
 	}
 	if msg.Metadata.MessageType == "" || msg.Metadata.MessageID == "" {
@@ -70,7 +70,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 	if err != nil {
 		return nil, trigger.WithCorrelationID(err, event.CorrelationIDForEventSub(msg.Metadata.MessageID))
 	}
-	payload, err := json.Marshal(out.Payload)
+	payload, err := event.Marshal(out.Payload)
 	if err != nil {
 		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "encode %s payload", p.Subscription.Type)
 	}
@@ -182,7 +182,7 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 			"eventsubMessageId", e.ExternalEvent.ID, "kind", e.ExternalEvent.Kind, "ingressMessageId", claim.Result)
 		return nil
 	case store.Held:
-		return fault.New(fault.Transient, "IN_PROGRESS", "notification %s is being published by %s until %s",
+		return fault.New(fault.Transient, store.CodeInProgress, "notification %s is being published by %s until %s",
 			e.ExternalEvent.ID, claim.Owner, claim.LeaseUntil.Format(time.RFC3339))
 	}
 	id, err := s.Pub.Publish(ctx, s.IngressTopic, body, event.Attributes(e))
