@@ -242,6 +242,9 @@ func printReady(out *printer, st *stack.Stack, f flags, real bool, took time.Dur
 			strings.Join(st.Fake.ChannelLogins(), ", "), st.Fake.ControlURL())
 	}
 	ctl := "go run ./infra/cmd/twitchctl"
+	if fi, err := os.Stat("bin/twitchctl"); err == nil && !fi.IsDir() { // make run built it
+		ctl = "bin/twitchctl"
+	}
 	if f.control != defaultControl {
 		ctl += " --control http://" + f.control
 	}
