@@ -18,9 +18,9 @@ func TestExitCodes(t *testing.T) {
 	defer fake.Close()
 	ctl := "--control=" + fake.ControlURL()
 	for _, c := range []struct {
-		name       string
-		args       []string
-		code       int
+		name        string
+		args        []string
+		code        int
 		out, errOut string // substrings expected on stdout and stderr
 	}{
 		{"-h", []string{"-h"}, 0, "usage: twitchctl", ""},
