@@ -14,6 +14,7 @@ help:
 	@echo "make test             run every test against the real emulators"
 	@echo "make twitchctl        build bin/twitchctl, the driver of the local stack (make run builds it too)"
 	@echo "make lint             gofmt, go vet, staticcheck, govulncheck (offline database; tools built by make tools)"
+	@echo "make tools            build the pinned staticcheck and govulncheck into .bin, and the offline vulnerability database"
 	@echo "make fuzz             run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make bench            run the Go benchmarks, then the load run"
 	@echo "make load             connector load run, 500..5,000/s (LOAD_FLAGS='-rates 500,1000 -duration 10s')"
