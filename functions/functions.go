@@ -243,7 +243,7 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 	svc, err := egress.NewWhisperService(egress.WhisperConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
-		Recipients: store.NewWhisperRecipients(env.fs),
+		Recipients: store.NewWhisperRecipients(env.fs), Budgets: store.NewSendBudgets(env.fs),
 		BotUserID:  bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),
 	})

@@ -32,11 +32,12 @@ func TestMain(m *testing.M) {
 
 // The real types satisfy the interfaces this package declares.
 var (
-	_ ChatAPI    = (*twitch.Client)(nil)
-	_ WhisperAPI = (*twitch.Client)(nil)
-	_ Publisher  = (*bus.Publisher)(nil)
-	_ Claims     = (*store.Claims)(nil)
-	_ Recipients = (*store.WhisperRecipients)(nil)
+	_ ChatAPI     = (*twitch.Client)(nil)
+	_ WhisperAPI  = (*twitch.Client)(nil)
+	_ Publisher   = (*bus.Publisher)(nil)
+	_ Claims      = (*store.Claims)(nil)
+	_ Recipients  = (*store.WhisperRecipients)(nil)
+	_ SendBudgets = (*store.SendBudgets)(nil)
 )
 
 // Identities registered in every fixture.
@@ -124,6 +125,7 @@ func (p *recordingPublisher) oneFinalize(t *testing.T) event.FinalizeMessage {
 }
 
 type fixture struct {
+	project string // the emulators' project; another client on it is another instance
 	fake    *twitchtest.Server
 	clock   *fakeClock
 	fs      *firestore.Client
@@ -152,7 +154,8 @@ func newFixture(t *testing.T) *fixture {
 	fake.AddToken(twitchtest.Token{AccessToken: botAccess, RefreshToken: botRefresh, UserID: botID, Scopes: botScopes})
 
 	ctx := context.Background()
-	fs, err := store.NewClient(ctx, emulators.ProjectID(t), "")
+	project := emulators.ProjectID(t)
+	fs, err := store.NewClient(ctx, project, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +184,7 @@ func newFixture(t *testing.T) *fixture {
 	helix := twitch.NewClient(twitch.Options{APIBaseURL: fake.APIBaseURL(), AuthBaseURL: fake.AuthBaseURL(),
 		ClientID: fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Logger: log, Now: clock.Now})
 
-	f := &fixture{fake: fake, clock: clock, fs: fs, pub: &recordingPublisher{}, helix: helix,
+	f := &fixture{project: project, fake: fake, clock: clock, fs: fs, pub: &recordingPublisher{}, helix: helix,
 		claims: store.NewClaims(fs, store.CollectionDeliveries, 7*24*time.Hour, clock.Now)}
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
 	f.chat, err = NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics,
@@ -191,7 +194,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	var sleepMu sync.Mutex
 	f.whisper, err = NewWhisperService(WhisperConfig{Helix: helix, Pub: f.pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(fs), Topics: topics, BotUserID: botID, Owner: "test",
+		Recipients: store.NewWhisperRecipients(fs), Budgets: store.NewSendBudgets(fs), Topics: topics, BotUserID: botID, Owner: "test",
 		Now: clock.Now, Log: log,
 		Sleep: func(_ context.Context, d time.Duration) error {
 			sleepMu.Lock()

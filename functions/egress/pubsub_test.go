@@ -42,7 +42,7 @@ func TestThroughPubSub(t *testing.T) {
 		t.Fatal(err)
 	}
 	whisper, err := NewWhisperService(WhisperConfig{Helix: f.helix, Pub: pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(f.fs), Topics: topics, BotUserID: botID, Now: f.clock.Now})
+		Recipients: store.NewWhisperRecipients(f.fs), Budgets: store.NewSendBudgets(f.fs), Topics: topics, BotUserID: botID, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

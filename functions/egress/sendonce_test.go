@@ -85,7 +85,7 @@ func (f *fixture) services(t *testing.T, rt http.RoundTripper) (*ChatService, *W
 		t.Fatal(err)
 	}
 	whisper, err := NewWhisperService(WhisperConfig{Helix: helix, Pub: f.pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(f.fs), Topics: topics, BotUserID: botID, Owner: "i1",
+		Recipients: store.NewWhisperRecipients(f.fs), Budgets: store.NewSendBudgets(f.fs), Topics: topics, BotUserID: botID, Owner: "i1",
 		Lease: 3 * time.Minute, Now: f.clock.Now, Log: log,
 		Sleep: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {
