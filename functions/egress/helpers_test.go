@@ -155,7 +155,7 @@ func newFixture(t *testing.T) *fixture {
 
 	ctx := context.Background()
 	project := emulators.ProjectID(t)
-	fs, err := store.NewClient(ctx, project, "")
+	fs, err := store.NewClient(ctx, project, "", store.WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

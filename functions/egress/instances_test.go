@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
@@ -19,7 +20,7 @@ import (
 // on the same database, its own claims, budgets and recipient record.
 func (f *fixture) secondWhisperInstance(t *testing.T) *WhisperService {
 	t.Helper()
-	fs, err := store.NewClient(context.Background(), f.project, "")
+	fs, err := store.NewClient(context.Background(), f.project, "", store.WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

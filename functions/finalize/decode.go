@@ -3,11 +3,12 @@ package finalize
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"math"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
@@ -72,11 +73,12 @@ type Attempt struct {
 }
 
 // shapeProbe tells a finalize message from an InternalEventV2 without decoding either.
+// Its members stay raw (the codec skips the rest of the message without decoding it).
 type shapeProbe struct {
-	V           json.RawMessage `json:"v"`
-	Type        json.RawMessage `json:"type"`
-	Status      json.RawMessage `json:"status"`
-	DeliveredAt json.RawMessage `json:"deliveredAt"`
+	V           jsontext.Value `json:"v"`
+	Type        jsontext.Value `json:"type"`
+	Status      jsontext.Value `json:"status"`
+	DeliveredAt jsontext.Value `json:"deliveredAt"`
 }
 
 // Decode reads and validates a message from the finalize topic. publishedAt is when
@@ -103,10 +105,10 @@ func Decode(data []byte, publishedAt time.Time) (Attempt, error) {
 		return Attempt{}, fault.New(fault.Invalid, CodeNotJSON, "message is not valid JSON")
 	}
 	var p shapeProbe
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := event.Unmarshal(data, &p); err != nil {
 		return Attempt{}, fault.Wrap(fault.Invalid, CodeNotJSON, err, "message is not valid JSON")
 	}
-	present := func(r json.RawMessage) bool { return len(r) > 0 && string(r) != "null" }
+	present := func(r jsontext.Value) bool { return len(r) > 0 && string(r) != "null" }
 	if !(present(p.Status) && present(p.DeliveredAt)) && present(p.Type) && present(p.V) {
 		return decodeEvent(data, publishedAt)
 	}
@@ -114,13 +116,11 @@ func Decode(data []byte, publishedAt time.Time) (Attempt, error) {
 }
 
 func decodeFinalize(data []byte, publishedAt time.Time) (Attempt, error) {
-	var m event.FinalizeMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return Attempt{}, fault.Wrap(fault.Invalid, CodeBadField, err, "finalize message: field %q has the wrong type", typeErr.Field)
-		}
-		return Attempt{}, fault.Wrap(fault.Invalid, CodeNotJSON, err, "finalize message is not valid JSON")
+	// Its errors carry this package's codes: FINALIZE_BAD_FIELD (CodeBadField) for a
+	// member of the wrong type, FINALIZE_NOT_JSON (CodeNotJSON) otherwise.
+	m, err := event.DecodeFinalize(data)
+	if err != nil {
+		return Attempt{}, err
 	}
 	a := Attempt{
 		Kind:              KindFinalize,
@@ -150,7 +150,7 @@ func decodeFinalize(data []byte, publishedAt time.Time) (Attempt, error) {
 	// Upstream reads qos.ttl from whatever arrives here; a finalize message may carry it.
 	if raw, ok := m.Extra["qos"]; ok {
 		var q event.QOSV1
-		if json.Unmarshal(raw, &q) == nil {
+		if event.Unmarshal(raw, &q) == nil {
 			a.TTL = ttlOf(&q)
 		}
 	}
@@ -183,7 +183,7 @@ func decodeEvent(data []byte, publishedAt time.Time) (Attempt, error) {
 	str := func(k string) string {
 		var s string
 		if raw, ok := e.Extra[k]; ok {
-			_ = json.Unmarshal(raw, &s)
+			_ = event.Unmarshal(raw, &s)
 		}
 		return s
 	}
@@ -197,7 +197,7 @@ func decodeEvent(data []byte, publishedAt time.Time) (Attempt, error) {
 	a.ProviderMessageID = str("providerMessageId")
 	if raw, ok := e.Extra["error"]; ok {
 		var ei event.ErrorInfo
-		if json.Unmarshal(raw, &ei) == nil && ei.Code != "" {
+		if event.Unmarshal(raw, &ei) == nil && ei.Code != "" {
 			a.Error = &ei
 		}
 	}

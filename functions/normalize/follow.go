@@ -1,8 +1,7 @@
 package normalize
 
 import (
-	"encoding/json"
-
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
@@ -22,7 +21,7 @@ type FollowPayload struct {
 // happened at followed_at.
 func ChannelFollow(n Notification) (Normalized, error) {
 	var ev twitch.ChannelFollowEvent
-	if err := json.Unmarshal(n.Event, &ev); err != nil {
+	if err := event.Unmarshal(n.Event, &ev); err != nil {
 		return Normalized{}, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "decode channel.follow event")
 	}
 	followedAt := ""

@@ -44,7 +44,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 			Event json.RawMessage `json:"event"`
 		} `json:"payload"`
 	}
-	if err := json.Unmarshal(frame, &msg); err != nil {
+	if err := event.Unmarshal(frame, &msg); err != nil {
 		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub notification")
 	}
 	if msg.Metadata.MessageType == "" || msg.Metadata.MessageID == "" {
@@ -70,7 +70,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 	if err != nil {
 		return nil, trigger.WithCorrelationID(err, event.CorrelationIDForEventSub(msg.Metadata.MessageID))
 	}
-	payload, err := json.Marshal(out.Payload)
+	payload, err := event.Marshal(out.Payload)
 	if err != nil {
 		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "encode %s payload", p.Subscription.Type)
 	}

@@ -3,7 +3,11 @@ package normalize
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -50,42 +54,71 @@ func Registry() map[string]Normalizer {
 // usual broadcaster_user_login / user_id / broadcaster_user_id fields when present,
 // and createdAt is the notification's timestamp.
 func Generic(n Notification) (Normalized, error) {
-	var ev map[string]any
-	dec := json.NewDecoder(bytes.NewReader(n.Event))
-	dec.UseNumber() // keep numbers exactly as Twitch sent them
-	if err := dec.Decode(&ev); err != nil || ev == nil {
-		return Normalized{}, fault.New(fault.Invalid, "EVENTSUB_BAD_EVENT", "%s event is not a JSON object", n.Subscription.Type)
+	payload, top, err := camelObject(n.Event)
+	if err != nil {
+		return Normalized{}, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "%s event is not a JSON object", n.Subscription.Type)
 	}
-	str := func(k string) string { s, _ := ev[k].(string); return s }
-	user := str("user_id")
+	user := top.userID
 	if user == "" {
-		user = str("broadcaster_user_id")
+		user = top.broadcasterUserID
 	}
 	return Normalized{
-		ChannelLogin: str("broadcaster_user_login"),
+		ChannelLogin: top.broadcasterUserLogin,
 		UserID:       user,
 		CreatedAt:    timestamp(n.Metadata.MessageTimestamp),
-		Payload:      camelKeys(ev),
+		Payload:      payload,
 	}, nil
 }
 
-// camelKeys rewrites every object key from snake_case to camelCase, recursively.
-func camelKeys(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, val := range x {
-			out[camelCase(k)] = camelKeys(val)
-		}
-		return out
-	case []any:
-		for i := range x {
-			x[i] = camelKeys(x[i])
-		}
-		return x
-	default:
-		return v
+// topMembers are the top-level string members Generic reads from an event.
+type topMembers struct{ userID, broadcasterUserID, broadcasterUserLogin string }
+
+// camelObject copies the JSON object raw token by token with every object key, at any
+// depth, rewritten from snake_case to camelCase: Twitch's member order, and values as
+// sent (numbers keep their exact digits). One pass, no map of the whole event.
+func camelObject(raw []byte) (jsontext.Value, topMembers, error) {
+	var top topMembers
+	lenient := []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), lenient...)
+	if k := dec.PeekKind(); k != '{' {
+		return nil, top, fmt.Errorf("event is a JSON %v", k)
 	}
+	var out bytes.Buffer
+	out.Grow(len(raw))
+	enc := jsontext.NewEncoder(&out, lenient...)
+	var member string // the top-level member whose value is read next
+	for {
+		tok, err := dec.ReadToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, top, err
+		}
+		depth := dec.StackDepth()
+		kind, length := dec.StackIndex(depth)
+		switch {
+		case kind == '{' && length%2 == 1: // an object member's name
+			name := tok.String()
+			if depth == 1 {
+				member = name
+			}
+			tok = jsontext.String(camelCase(name))
+		case depth == 1 && tok.Kind() == '"':
+			switch member {
+			case "user_id":
+				top.userID = tok.String()
+			case "broadcaster_user_id":
+				top.broadcasterUserID = tok.String()
+			case "broadcaster_user_login":
+				top.broadcasterUserLogin = tok.String()
+			}
+		}
+		if err := enc.WriteToken(tok); err != nil {
+			return nil, top, err
+		}
+	}
+	return jsontext.Value(bytes.TrimRight(out.Bytes(), "\n")), top, nil
 }
 
 // camelCase turns "broadcaster_user_id" into "broadcasterUserId". Keys without an

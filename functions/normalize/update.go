@@ -1,8 +1,7 @@
 package normalize
 
 import (
-	"encoding/json"
-
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
@@ -25,7 +24,7 @@ type UpdatePayload struct {
 // and happened when Twitch sent the notification (the event has no time of its own).
 func ChannelUpdate(n Notification) (Normalized, error) {
 	var ev twitch.ChannelUpdateEvent
-	if err := json.Unmarshal(n.Event, &ev); err != nil {
+	if err := event.Unmarshal(n.Event, &ev); err != nil {
 		return Normalized{}, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_EVENT", err, "decode channel.update event")
 	}
 	if err := require(n.Subscription.Type,

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.PubSub)) }
 func TestOversizeInputIsDeadLetteredTruncated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ps, err := bus.NewClient(ctx, emulators.ProjectID(t))
+	ps, err := bus.NewClient(ctx, emulators.ProjectID(t), bus.WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
 		t.Fatal(err)
 	}

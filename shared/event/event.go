@@ -47,7 +47,7 @@ type InternalEventV2 struct {
 	Type          string           `json:"type"`
 	Channel       string           `json:"channel,omitempty"`
 	UserID        string           `json:"userId,omitempty"`
-	Payload       json.RawMessage  `json:"payload,omitempty"`
+	Payload       json.RawMessage  `json:"payload,omitzero"`
 	Message       *MessageV1       `json:"message,omitempty"`
 	ExternalEvent *ExternalEventV1 `json:"externalEvent,omitempty"`
 	Annotations   []AnnotationV1   `json:"annotations,omitzero"`
@@ -55,14 +55,14 @@ type InternalEventV2 struct {
 	Errors        []ErrorEntryV1   `json:"errors,omitzero"`
 	QOS           *QOSV1           `json:"qos,omitempty"`
 
-	Extra Extra `json:"-"`
+	Extra Extra `json:",embed"`
 }
 
 // Egress says where and how a response should be delivered.
 type Egress struct {
 	Destination string `json:"destination"`
 	Type        string `json:"type,omitempty"`
-	Extra       Extra  `json:"-"`
+	Extra       Extra  `json:",embed"`
 }
 
 // User is the platform user an event is about, as enriched upstream.
@@ -74,7 +74,7 @@ type User struct {
 	Status      string   `json:"status,omitempty"`
 	Notes       string   `json:"notes,omitempty"`
 	Tags        []string `json:"tags,omitzero"`
-	Extra       Extra    `json:"-"`
+	Extra       Extra    `json:",embed"`
 }
 
 // Auth records how upstream's enrichment matched the user.
@@ -85,7 +85,7 @@ type Auth struct {
 	Matched  bool   `json:"matched"`
 	UserRef  string `json:"userRef,omitempty"`
 	At       string `json:"at"`
-	Extra    Extra  `json:"-"`
+	Extra    Extra  `json:",embed"`
 }
 
 // RoutingStep is one hop of an event's routing slip.
@@ -101,7 +101,7 @@ type RoutingStep struct {
 	EndedAt     string            `json:"endedAt,omitempty"`
 	Error       *RoutingError     `json:"error,omitempty"`
 	Notes       string            `json:"notes,omitempty"`
-	Extra       Extra             `json:"-"`
+	Extra       Extra             `json:",embed"`
 }
 
 // RoutingError is the error of a failed routing step.
@@ -109,7 +109,7 @@ type RoutingError struct {
 	Code      string `json:"code"`
 	Message   string `json:"message,omitempty"`
 	Retryable *bool  `json:"retryable,omitempty"`
-	Extra     Extra  `json:"-"`
+	Extra     Extra  `json:",embed"`
 }
 
 // ExternalEventV1 is a normalized behavioural event from an external platform.
@@ -120,8 +120,8 @@ type ExternalEventV1 struct {
 	Version    string          `json:"version"`
 	CreatedAt  string          `json:"createdAt"`
 	Payload    json.RawMessage `json:"payload"`
-	RawPayload json.RawMessage `json:"rawPayload,omitempty"`
-	Extra      Extra           `json:"-"`
+	RawPayload json.RawMessage `json:"rawPayload,omitzero"`
+	Extra      Extra           `json:",embed"`
 }
 
 // MessageV1 is a chat message carried by an event.
@@ -130,8 +130,8 @@ type MessageV1 struct {
 	Role               string          `json:"role"` // user | assistant | system | tool
 	Text               string          `json:"text,omitempty"`
 	Language           string          `json:"language,omitempty"`
-	RawPlatformPayload json.RawMessage `json:"rawPlatformPayload,omitempty"`
-	Extra              Extra           `json:"-"`
+	RawPlatformPayload json.RawMessage `json:"rawPlatformPayload,omitzero"`
+	Extra              Extra           `json:",embed"`
 }
 
 // CandidateV1 is a proposed response; egress delivers the best one.
@@ -146,8 +146,8 @@ type CandidateV1 struct {
 	Text       string          `json:"text,omitempty"`
 	Format     string          `json:"format,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
-	Metadata   json.RawMessage `json:"metadata,omitempty"`
-	Extra      Extra           `json:"-"`
+	Metadata   json.RawMessage `json:"metadata,omitzero"`
+	Extra      Extra           `json:",embed"`
 }
 
 // AnnotationV1 is a fact some service attached to an event.
@@ -158,10 +158,10 @@ type AnnotationV1 struct {
 	CreatedAt  string          `json:"createdAt"`
 	Confidence *float64        `json:"confidence,omitempty"`
 	Label      string          `json:"label,omitempty"`
-	Value      json.RawMessage `json:"value,omitempty"`
+	Value      json.RawMessage `json:"value,omitzero"`
 	Score      *float64        `json:"score,omitempty"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	Extra      Extra           `json:"-"`
+	Payload    json.RawMessage `json:"payload,omitzero"`
+	Extra      Extra           `json:",embed"`
 }
 
 // ErrorEntryV1 is an error a service recorded on the event.
@@ -170,12 +170,12 @@ type ErrorEntryV1 struct {
 	Message string `json:"message"`
 	Fatal   *bool  `json:"fatal,omitempty"`
 	At      string `json:"at"`
-	Extra   Extra  `json:"-"`
+	Extra   Extra  `json:",embed"`
 }
 
 // QOSV1 carries quality-of-service hints.
 type QOSV1 struct {
 	// TTL is the event's time to live in seconds.
 	TTL   *float64 `json:"ttl,omitempty"`
-	Extra Extra    `json:"-"`
+	Extra Extra    `json:",embed"`
 }

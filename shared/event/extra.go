@@ -1,92 +1,57 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
-	"reflect"
-	"sort"
-	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Extra holds the JSON members of an object that this package has no field for.
 // Other BitBrat services add fields to the envelope; keeping them verbatim means a
 // message that passes through this edge comes out with everything it came in with.
 // Keys in Extra must not repeat a key the struct itself encodes.
+//
+// Each contract type's Extra field is its `json:",embed"` member: the JSON codec
+// (github.com/go-json-experiment/json, the design of encoding/json/v2) collects the
+// members it has no field for there while it decodes the known ones, in one pass over
+// the input, and writes them back after the known ones.
 type Extra map[string]json.RawMessage
 
-// jsonFields lists the JSON member names a struct type encodes itself.
-func jsonFields(v any) map[string]struct{} {
-	t := reflect.TypeOf(v)
-	names := make(map[string]struct{}, t.NumField())
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = f.Name
-		}
-		names[name] = struct{}{}
-	}
-	return names
-}
+// The codec's options, the same for every call so that nested calls (a contract type
+// inside another) never change them midway.
+var (
+	// decodeOptions accept what encoding/json accepted: a repeated member (the last
+	// wins) and invalid UTF-8 (TypeScript's JSON.stringify writes lone surrogates).
+	decodeOptions = jsonv2.JoinOptions(
+		jsontext.AllowDuplicateNames(true),
+		jsontext.AllowInvalidUTF8(true),
+	)
+	// encodeOptions write Extra in key order, so that output is deterministic, and do
+	// not check names for repeats (the struct's own names cannot repeat; Extra must not
+	// repeat them, as documented).
+	encodeOptions = jsonv2.JoinOptions(
+		jsonv2.Deterministic(true),
+		jsontext.AllowDuplicateNames(true),
+		jsontext.AllowInvalidUTF8(true),
+	)
+)
 
-// unmarshalKeep decodes b into known (a pointer to a struct type with no JSON methods
-// of its own) and collects the members known does not name into extra.
-func unmarshalKeep(b []byte, known any, extra *Extra, fields map[string]struct{}) error {
-	if err := json.Unmarshal(b, known); err != nil {
-		return err
-	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
-		return err
-	}
-	var out Extra
-	for k, v := range all {
-		if _, ok := fields[k]; ok {
-			continue
-		}
-		if out == nil {
-			out = make(Extra)
-		}
-		out[k] = v
-	}
-	*extra = out
-	return nil
-}
+// unmarshalKeep decodes b into p, a pointer to a method-less copy of a contract type.
+func unmarshalKeep(b []byte, p any) error { return jsonv2.Unmarshal(b, p, decodeOptions) }
 
-// marshalKeep encodes known (a struct value with no JSON methods of its own) and
-// appends extra's members, in key order so that output is deterministic.
-func marshalKeep(known any, extra Extra) ([]byte, error) {
-	b, err := json.Marshal(known)
-	if err != nil || len(extra) == 0 {
-		return b, err
-	}
-	keys := make([]string, 0, len(extra))
-	for k := range extra {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var buf bytes.Buffer
-	buf.Grow(len(b) + 64*len(keys))
-	buf.Write(b[:len(b)-1]) // drop the closing brace
-	first := bytes.Equal(b, []byte("{}"))
-	for _, k := range keys {
-		if !first {
-			buf.WriteByte(',')
-		}
-		first = false
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
-		buf.WriteByte(':')
-		v := extra[k]
-		if len(v) == 0 {
-			v = json.RawMessage("null")
-		}
-		buf.Write(v)
-	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
-}
+// marshalKeep encodes p, a pointer to a method-less copy of a contract type.
+func marshalKeep(p any) ([]byte, error) { return jsonv2.Marshal(p, encodeOptions) }
+
+// decodeFrom and encodeTo are the streaming forms the codec calls for a contract type
+// nested in another (the options come with the decoder or encoder).
+func decodeFrom(d *jsontext.Decoder, p any) error { return jsonv2.UnmarshalDecode(d, p) }
+func encodeTo(e *jsontext.Encoder, p any) error   { return jsonv2.MarshalEncode(e, p) }
+
+// Unmarshal decodes b into v with this package's codec and its leniency; the
+// functions read their own structures of outside input (EventSub frames, probes)
+// with it, so that one message is read the same way throughout.
+func Unmarshal(b []byte, v any) error { return jsonv2.Unmarshal(b, v, decodeOptions) }
+
+// Marshal encodes v with this package's codec (deterministic member order).
+func Marshal(v any) ([]byte, error) { return jsonv2.Marshal(v, encodeOptions) }

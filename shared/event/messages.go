@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -43,7 +45,7 @@ type FinalizeMessage struct {
 	// Parts is this edge's addition for chat text split into several messages: one
 	// outcome per part, in order. Upstream ignores it; the finalize function records it.
 	Parts []PartOutcome `json:"parts,omitzero"`
-	Extra Extra         `json:"-"`
+	Extra Extra         `json:",embed"`
 }
 
 // PartOutcome is the outcome of one part of a split delivery.
@@ -52,20 +54,6 @@ type PartOutcome struct {
 	Status            string     `json:"status"`
 	ProviderMessageID string     `json:"providerMessageId,omitempty"`
 	Error             *ErrorInfo `json:"error,omitempty"`
-}
-
-type finalizeMessagePlain FinalizeMessage
-
-var finalizeMessageFields = jsonFields(finalizeMessagePlain{})
-
-// UnmarshalJSON implements json.Unmarshaler, keeping unknown members.
-func (x *FinalizeMessage) UnmarshalJSON(b []byte) error {
-	return unmarshalKeep(b, (*finalizeMessagePlain)(x), &x.Extra, finalizeMessageFields)
-}
-
-// MarshalJSON implements json.Marshaler, writing unknown members back.
-func (x FinalizeMessage) MarshalJSON() ([]byte, error) {
-	return marshalKeep(finalizeMessagePlain(x), x.Extra)
 }
 
 // FinalizeAttributes are the Pub/Sub attributes of a finalize message.
@@ -149,29 +137,39 @@ func Decode(b []byte) (*InternalEventV2, error) {
 		return nil, fault.New(fault.Invalid, "EVENT_TOO_LARGE", "event is %d bytes, limit %d", len(b), MaxEventBytes)
 	}
 	var e InternalEventV2
-	if err := json.Unmarshal(b, &e); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "" {
-			return nil, fault.Wrap(fault.Invalid, "EVENT_NOT_OBJECT", err, "event is a JSON %s, not an object", typeErr.Value)
-		}
-		if errors.As(err, &typeErr) {
-			return nil, fault.Wrap(fault.Invalid, "EVENT_BAD_FIELD", err, "field %q has the wrong type", typeErr.Field)
-		}
-		return nil, fault.Wrap(fault.Invalid, "EVENT_NOT_JSON", err, "event is not a JSON object")
+	if err := unmarshalKeep(b, (*internalEventV2Plain)(&e)); err != nil {
+		return nil, decodeFault("EVENT", "event", err)
 	}
 	return &e, nil
 }
 
-// DecodeFinalize parses a finalize message from untrusted bytes (fault.Invalid errors).
+// DecodeFinalize parses a finalize message from untrusted bytes (fault.Invalid errors:
+// FINALIZE_NOT_JSON, FINALIZE_NOT_OBJECT, FINALIZE_BAD_FIELD).
 func DecodeFinalize(b []byte) (*FinalizeMessage, error) {
 	if len(b) > MaxEventBytes {
-		return nil, fault.New(fault.Invalid, "EVENT_TOO_LARGE", "message is %d bytes, limit %d", len(b), MaxEventBytes)
+		return nil, fault.New(fault.Invalid, "FINALIZE_TOO_LARGE", "message is %d bytes, limit %d", len(b), MaxEventBytes)
 	}
 	var m FinalizeMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fault.Wrap(fault.Invalid, "FINALIZE_NOT_JSON", err, "finalize message is not valid JSON")
+	if err := unmarshalKeep(b, (*finalizeMessagePlain)(&m)); err != nil {
+		return nil, decodeFault("FINALIZE", "finalize message", err)
 	}
 	return &m, nil
+}
+
+// decodeFault classifies a decoding error as <prefix>_NOT_OBJECT (valid JSON, not an
+// object), <prefix>_BAD_FIELD (a member of the wrong type, named by its JSON pointer)
+// or <prefix>_NOT_JSON (anything else: malformed or truncated input).
+func decodeFault(prefix, what string, err error) error {
+	var se *jsonv2.SemanticError
+	if errors.As(err, &se) {
+		if se.JSONPointer == "" && se.JSONKind != '{' && se.JSONKind != 0 {
+			return fault.Wrap(fault.Invalid, prefix+"_NOT_OBJECT", err, "%s is a JSON %s, not an object", what, se.JSONKind)
+		}
+		if se.JSONPointer != "" {
+			return fault.Wrap(fault.Invalid, prefix+"_BAD_FIELD", err, "%s: field %q has the wrong type", what, string(se.JSONPointer))
+		}
+	}
+	return fault.Wrap(fault.Invalid, prefix+"_NOT_JSON", err, "%s is not a JSON object", what)
 }
 
 // Timestamp formats t the way upstream's `new Date().toISOString()` does: UTC with

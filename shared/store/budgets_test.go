@@ -16,7 +16,7 @@ func TestSendBudgetsHoldAcrossInstances(t *testing.T) {
 	project := emulators.ProjectID(t)
 	var instances []*SendBudgets
 	for range 2 { // two instances: two clients on the same database
-		c, err := NewClient(ctx, project, "")
+		c, err := NewClient(ctx, project, "", WithEmulator(emulators.Host(emulators.Firestore)))
 		if err != nil {
 			t.Fatal(err)
 		}

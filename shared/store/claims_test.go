@@ -16,7 +16,13 @@ import (
 
 func newFirestore(t *testing.T) *firestore.Client {
 	t.Helper()
-	c, err := NewClient(context.Background(), emulators.ProjectID(t), "")
+	return newFirestoreOn(t, emulators.Host(emulators.Firestore))
+}
+
+// newFirestoreOn is newFirestore on the Firestore emulator at host.
+func newFirestoreOn(t *testing.T, host string) *firestore.Client {
+	t.Helper()
+	c, err := NewClient(context.Background(), emulators.ProjectID(t), "", WithEmulator(host))
 	if err != nil {
 		t.Fatal(err)
 	}
