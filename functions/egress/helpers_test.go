@@ -50,7 +50,7 @@ const (
 	egressTopic   = "internal.egress.v1"
 )
 
-var botScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:write:chat"}
+var botScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:write:chat", "user:read:moderated_channels"}
 
 // fakeClock is a settable clock shared by the services, the store and the fake Twitch.
 type fakeClock struct {
@@ -135,6 +135,8 @@ type fixture struct {
 	chat    *ChatService
 	whisper *WhisperService
 	sleeps  []time.Duration
+	// sleep records a wait and advances the clock by it, instead of spending it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // newFixture starts a fake Twitch with a broadcaster, the bot and a viewer, stores the
@@ -187,22 +189,22 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{project: project, fake: fake, clock: clock, fs: fs, pub: &recordingPublisher{}, helix: helix,
 		claims: store.NewClaims(fs, store.CollectionDeliveries, 7*24*time.Hour, clock.Now)}
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
+	var sleepMu sync.Mutex
+	f.sleep = func(_ context.Context, d time.Duration) error {
+		sleepMu.Lock()
+		f.sleeps = append(f.sleeps, d)
+		sleepMu.Unlock()
+		clock.Advance(d)
+		return nil
+	}
 	f.chat, err = NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics,
-		BotUserID: botID, Owner: "test", Now: clock.Now, Log: log})
+		Budgets: store.NewSendBudgets(fs), BotUserID: botID, Owner: "test", Now: clock.Now, Log: log, Sleep: f.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sleepMu sync.Mutex
 	f.whisper, err = NewWhisperService(WhisperConfig{Helix: helix, Pub: f.pub, Claims: f.claims,
 		Recipients: store.NewWhisperRecipients(fs), Budgets: store.NewSendBudgets(fs), Topics: topics, BotUserID: botID, Owner: "test",
-		Now: clock.Now, Log: log,
-		Sleep: func(_ context.Context, d time.Duration) error {
-			sleepMu.Lock()
-			f.sleeps = append(f.sleeps, d)
-			sleepMu.Unlock()
-			clock.Advance(d)
-			return nil
-		}})
+		Now: clock.Now, Log: log, Sleep: f.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}

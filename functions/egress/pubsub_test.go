@@ -37,7 +37,8 @@ func TestThroughPubSub(t *testing.T) {
 	}
 	pub := bus.NewPublisher(ps, &bus.FunctionPublishSettings)
 	t.Cleanup(pub.Close)
-	chat, err := NewChatService(ChatConfig{Helix: f.helix, Pub: pub, Claims: f.claims, Topics: topics, BotUserID: botID, Now: f.clock.Now})
+	chat, err := NewChatService(ChatConfig{Helix: f.helix, Pub: pub, Claims: f.claims, Topics: topics, BotUserID: botID, Now: f.clock.Now,
+		Budgets: store.NewSendBudgets(f.fs)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func (f *fixture) services(t *testing.T, rt http.RoundTripper) (*ChatService, *W
 		ClientID: f.fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Now: f.clock.Now})
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
 	log := slog.New(slog.DiscardHandler)
-	chat, err := NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics,
+	chat, err := NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics, Budgets: store.NewSendBudgets(f.fs),
 		BotUserID: botID, Owner: "i1", Lease: 3 * time.Minute, Now: f.clock.Now, Log: log})
 	if err != nil {
 		t.Fatal(err)
