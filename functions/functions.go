@@ -225,6 +225,7 @@ func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
 	}
 	svc, err := egress.NewChatService(egress.ChatConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Budgets:   store.NewSendBudgets(env.fs),
 		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressChat),
@@ -243,8 +244,8 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 	svc, err := egress.NewWhisperService(egress.WhisperConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
-		Recipients: store.NewWhisperRecipients(env.fs),
-		BotUserID:  bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
+		Recipients: store.NewWhisperRecipients(env.fs), Budgets: store.NewSendBudgets(env.fs),
+		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),
 	})
 	if err != nil {
