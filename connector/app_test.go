@@ -71,8 +71,10 @@ type harness struct {
 	ps      *pubsub.Client
 	fs      *firestore.Client
 	project string
-	logs    *syncBuffer
-	apps    []*runningApp
+	// pubsubHost is the Pub/Sub emulator the harness's client talks to.
+	pubsubHost string
+	logs       *syncBuffer
+	apps       []*runningApp
 }
 
 type runningApp struct {
@@ -96,6 +98,12 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func newHarness(t *testing.T, o twitchtest.Options) *harness {
 	t.Helper()
+	return newHarnessOn(t, o, emulators.Host(emulators.PubSub))
+}
+
+// newHarnessOn is newHarness on the Pub/Sub emulator at pubsubHost.
+func newHarnessOn(t *testing.T, o twitchtest.Options, pubsubHost string) *harness {
+	t.Helper()
 	if o.ReconnectGrace == 0 {
 		o.ReconnectGrace = 3 * time.Second
 	}
@@ -111,11 +119,11 @@ func newHarness(t *testing.T, o twitchtest.Options) *harness {
 	tw.AddToken(twitchtest.Token{AccessToken: botToken, UserID: botID,
 		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
 	ctx := context.Background()
-	h := &harness{t: t, tw: tw, project: emulators.ProjectID(t), logs: &syncBuffer{}}
-	if h.ps, err = bus.NewClient(ctx, h.project); err != nil {
+	h := &harness{t: t, tw: tw, project: emulators.ProjectID(t), pubsubHost: pubsubHost, logs: &syncBuffer{}}
+	if h.ps, err = bus.NewClient(ctx, h.project, bus.WithEmulator(h.pubsubHost)); err != nil {
 		t.Fatal(err)
 	}
-	if h.fs, err = store.NewClient(ctx, h.project, ""); err != nil {
+	if h.fs, err = store.NewClient(ctx, h.project, "", store.WithEmulator(emulators.Host(emulators.Firestore))); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.EnsureTopics(ctx, h.ps, "twitch.eventsub.raw.v1"); err != nil {

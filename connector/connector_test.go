@@ -353,8 +353,7 @@ func TestPubSubOutageLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	t.Setenv("PUBSUB_EMULATOR_HOST", e.Host)
-	h := newHarness(t, twitchtest.Options{})
+	h := newHarnessOn(t, twitchtest.Options{}, e.Host)
 	a := h.start("a")
 	h.waitReady(a, 10*time.Second)
 

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 		project = fmt.Sprintf("functions-test-%d", time.Now().UnixNano()%1e9)
 		os.Setenv("GOOGLE_CLOUD_PROJECT", project)
 		os.Setenv("LOG_LEVEL", "debug")
+		// The functions build their clients as deployed, from the environment.
+		os.Setenv(emulators.PubSub.EnvVar(), emulators.Host(emulators.PubSub))
+		os.Setenv(emulators.Firestore.EnvVar(), emulators.Host(emulators.Firestore))
 		return nil
 	}, emulators.PubSub, emulators.Firestore))
 }
@@ -87,7 +90,7 @@ func TestNormalizeOverHTTPPush(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := startServer(t)
-	ps, err := bus.NewClient(ctx, project)
+	ps, err := bus.NewClient(ctx, project, bus.WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
 		t.Fatal(err)
 	}

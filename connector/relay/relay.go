@@ -17,6 +17,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/connector/metrics"
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -31,16 +32,6 @@ type Publisher interface {
 type Recorder interface {
 	Forwarded(messageID string, at time.Time)
 }
-
-// Attribute keys of a raw notification on the raw topic.
-const (
-	AttrMessageID           = "eventsub_message_id"
-	AttrMessageType         = "eventsub_message_type"
-	AttrSubscriptionType    = "eventsub_subscription_type"
-	AttrSubscriptionVersion = "eventsub_subscription_version"
-	AttrBroadcasterID       = "broadcaster_user_id"
-	AttrMessageTimestamp    = "eventsub_message_timestamp"
-)
 
 // Options configure a Relay.
 type Options struct {
@@ -162,16 +153,17 @@ func (r *Relay) warnFull() {
 		"buffer", r.o.Buffer, "topic", r.o.Topic)
 }
 
-// Attributes are the Pub/Sub attributes of a raw notification.
+// Attributes are the Pub/Sub attributes of a raw notification (shared/event names
+// them); the broadcaster comes from the frame's header scan, not a second decode.
 func Attributes(f eventsub.Frame) map[string]string {
 	a := make(map[string]string, 6)
-	a[AttrMessageID] = f.MessageID
-	a[AttrMessageType] = f.MessageType
-	a[AttrSubscriptionType] = f.SubscriptionType
-	a[AttrSubscriptionVersion] = f.SubscriptionVersion
-	a[AttrMessageTimestamp] = f.MessageTimestamp.UTC().Format(time.RFC3339Nano)
-	if id := eventsub.BroadcasterID(f.Data); id != "" {
-		a[AttrBroadcasterID] = id
+	a[event.AttrEventSubMessageID] = f.MessageID
+	a[event.AttrEventSubMessageType] = f.MessageType
+	a[event.AttrEventSubSubscriptionType] = f.SubscriptionType
+	a[event.AttrEventSubSubscriptionVersion] = f.SubscriptionVersion
+	a[event.AttrEventSubMessageTimestamp] = f.MessageTimestamp.UTC().Format(time.RFC3339Nano)
+	if f.BroadcasterUserID != "" {
+		a[event.AttrEventSubBroadcasterID] = f.BroadcasterUserID
 	}
 	return a
 }

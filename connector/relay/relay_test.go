@@ -11,6 +11,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/connector/metrics"
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -41,7 +42,7 @@ func (p *flakyPublisher) Publish(ctx context.Context, _ string, data []byte, att
 	if p.got == nil {
 		p.got = map[string]int{}
 	}
-	p.got[attrs[AttrMessageID]]++
+	p.got[attrs[event.AttrEventSubMessageID]]++
 	return "id", nil
 }
 
@@ -174,5 +175,48 @@ func BenchmarkFramePath(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttributes is a worker's per-message work before publishing: the
+// attributes, broadcaster included, read from the frame's header scan (it used to
+// decode every frame a second time with encoding/json).
+func BenchmarkAttributes(b *testing.B) {
+	f, err := eventsub.ParseFrame([]byte(followFrame), time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if a := Attributes(f); a[event.AttrEventSubBroadcasterID] != "1337" {
+			b.Fatal(a)
+		}
+	}
+}
+
+func TestAttributes(t *testing.T) {
+	for _, c := range []struct {
+		name, frame, broadcaster string
+	}{
+		{"notification", followFrame, "1337"},
+		{"no condition", `{"metadata":{"message_id":"m","message_type":"notification","message_timestamp":"2026-11-22T00:00:00Z","subscription_type":"x","subscription_version":"1"},"payload":{"subscription":{}}}`, ""},
+		{"broadcaster not a string", `{"metadata":{"message_id":"m","message_type":"notification","message_timestamp":"2026-11-22T00:00:00Z"},"payload":{"subscription":{"condition":{"broadcaster_user_id":7}}}}`, ""},
+		{"escaped key", `{"metadata":{"message_id":"m","message_type":"notification","message_timestamp":"2026-11-22T00:00:00Z"},"payload":{"subscription":{"condition":{"broadcaster\u005fuser_id":"42"}}}}`, "42"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := eventsub.ParseFrame([]byte(c.frame), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := Attributes(f)
+			if got, ok := a[event.AttrEventSubBroadcasterID]; got != c.broadcaster || ok != (c.broadcaster != "") {
+				t.Errorf("broadcaster attribute %q (present %v), want %q", got, ok, c.broadcaster)
+			}
+			if a[event.AttrEventSubMessageID] != f.MessageID || f.MessageID == "" {
+				t.Errorf("message id attribute %q, frame's %q", a[event.AttrEventSubMessageID], f.MessageID)
+			}
+		})
+	}
+}
+
+const followFrame = `{"metadata":{"message_id":"befa7b53-d79d-478f-86b9-120f112b044e","message_type":"notification","message_timestamp":"2023-07-19T10:11:12.464757833Z","subscription_type":"channel.follow","subscription_version":"2"},"payload":{"subscription":{"id":"f1c2a387-161a-49f9-a165-0f21d7a4e1c4","status":"enabled","type":"channel.follow","version":"2","cost":0,"condition":{"broadcaster_user_id":"1337","moderator_user_id":"1337"},"transport":{"method":"websocket","session_id":"AQoQexAWVYKSTIu4ec_2VAxyuhAB"},"created_at":"2023-07-19T14:56:51.634234626Z"},"event":{"user_id":"1234","user_login":"cool_user","user_name":"Cool_User","broadcaster_user_id":"1337","broadcaster_user_login":"cooler_user","broadcaster_user_name":"Cooler_User","followed_at":"2020-07-15T18:16:11.17106713Z"}}}`
 
 func newTestGauge() *metrics.Gauge { return metrics.New().Gauge("g", "test") }

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,8 @@ type ChatConfig struct {
 	// MaxParts bounds how many chat messages one event becomes; text beyond them is
 	// truncated (and the finalize says so). Default DefaultMaxParts.
 	MaxParts int
+	// HelixTimeout bounds each Helix call. Default DefaultHelixTimeout.
+	HelixTimeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -67,6 +70,7 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.helixTimeout = cmp.Or(cfg.HelixTimeout, DefaultHelixTimeout)
 	var problems []error
 	if cfg.Helix == nil {
 		problems = append(problems, errors.New("Helix is required"))
@@ -130,7 +134,7 @@ func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics,
 // refuses.
 func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 	env, err := s.decode(ctx, m, firstNonEmpty(m.Topic, s.topics.Egress))
-	if err != nil {
+	if err != nil || env == nil { // nil, nil: a duplicate of an event already reported
 		return err
 	}
 	ctx = logging.WithCorrelationID(ctx, env.cid)
@@ -151,75 +155,20 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 
 	owner := s.attemptOwner()
 	results := make([]outcome, 0, len(parts))
-	broadcasterID := ""
+	p := &chatPart{env: env, login: login, owner: owner, parts: len(parts), source: sel.Source}
 	for i, text := range parts {
 		if len(results) > 0 && results[len(results)-1].Status != event.StatusSent {
 			break // an earlier part failed: the rest would make no sense alone
 		}
-		key := fmt.Sprintf("%s:%s:%d", s.keyspace, env.cid, i)
-		claim, err := s.claims.Acquire(ctx, key, owner, s.lease)
+		p.index, p.text = i, text
+		o, err := s.sendPart(ctx, p)
 		if err != nil {
-			return err
-		}
-		switch claim.State {
-		case store.Completed:
-			results = append(results, decodeOutcome(claim.Result))
-			continue
-		case store.Held:
-			return inProgress(key, claim)
-		}
-		if claim.Attempts > 1 {
-			s.log.WarnContext(ctx, s.name+": taking over an expired claim; the part may have been sent already",
-				"key", key, "attempts", claim.Attempts)
-		}
-		if broadcasterID == "" {
-			broadcasterID, err = s.broadcaster(ctx, login)
-		}
-		var res *twitch.ChatMessageResult
-		if err == nil {
-			res, err = s.helix.SendChatMessage(ctx, broadcasterID, s.botID, text, "")
-		}
-		if err != nil && sentAnyway(err, claim.Attempts) {
-			// Twitch accepted the message but its answer was unreadable, or this is a
-			// take-over and Twitch says it is a duplicate of what the crashed attempt
-			// sent: it was delivered once.
-			s.log.WarnContext(ctx, s.name+": chat message counted as sent", "part", i, "code", fault.CodeOf(err, ""), "error", err.Error())
-			res, err = &twitch.ChatMessageResult{}, nil
-		}
-		if err == nil {
-			o := outcome{Status: event.StatusSent, MessageID: res.MessageID, At: event.Timestamp(s.now())}
-			s.complete(ctx, key, owner, o)
-			results = append(results, o)
-			s.log.InfoContext(ctx, s.name+": chat message sent", "channel", "#"+login, "part", i, "parts", len(parts),
-				"messageId", res.MessageID, "chars", CharCount(text), "textSource", sel.Source)
-			continue
-		}
-		switch fault.KindOf(err) {
-		case fault.Permanent, fault.Invalid:
-			o := s.failedBy(err)
-			s.complete(ctx, key, owner, o)
-			results = append(results, o)
-			s.log.WarnContext(ctx, s.name+": chat message not sent", "channel", "#"+login, "part", i,
-				"code", o.Code, "twitchMessage", o.Message)
-		case fault.Auth:
-			s.release(ctx, key, owner)
-			return s.authFailure(ctx, env, notSent(append(results, s.failedBy(err)), len(parts)), err)
-		default:
-			if fault.CodeOf(err, "") == twitch.CodeNetwork {
-				// The request may have reached Twitch. Keep the claim, shortened, so the
-				// retry is a take-over: it resends within Twitch's 30 s duplicate window,
-				// and Twitch's msg_duplicate then tells that the first one went out.
-				if _, rerr := s.claims.Acquire(ctx, key, owner, maybeSentLease); rerr != nil {
-					s.release(ctx, key, owner)
-				}
-				s.log.WarnContext(ctx, s.name+": chat message may have been sent; retrying as a take-over", "part", i, "error", err.Error())
-				return err
+			if fault.KindOf(err) == fault.Auth {
+				return s.authFailure(ctx, env, notSent(append(results, s.failedBy(err)), len(parts)), err)
 			}
-			s.release(ctx, key, owner)
-			s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", i, "error", err.Error(),
-				"code", fault.CodeOf(err, "UNKNOWN"))
 			return err
 		}
+		results = append(results, o)
 	}
 	f := s.finalizeMessage(env.cid, env.destination, env.e, notSent(results, len(parts)))
 	if truncated {
@@ -227,6 +176,95 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 			SentChars: sentChars(parts), Reason: fmt.Sprintf("chat text longer than %d messages", s.maxParts)})
 	}
 	return s.finalizeOnce(ctx, owner, f)
+}
+
+// chatPart is one part of a chat event being delivered.
+type chatPart struct {
+	env          *envelope
+	login        string
+	owner        string
+	index, parts int
+	text, source string
+	// broadcasterID is resolved once per event, on the first part that is sent.
+	broadcasterID string
+}
+
+// sendPart delivers one part once. It returns the part's final outcome, or an error
+// when it must be retried (the claim is then released, or held by someone else) or,
+// for Auth, reported.
+func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (outcome, error) {
+	key := fmt.Sprintf("%s:%s:%d", s.keyspace, p.env.cid, p.index)
+	claim, err := s.claims.Acquire(ctx, key, p.owner, s.lease)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch claim.State {
+	case store.Completed:
+		return decodeOutcome(claim.Result), nil
+	case store.Held:
+		return outcome{}, inProgress(key, claim)
+	}
+	if claim.Sending {
+		o := s.takenOver()
+		s.log.WarnContext(ctx, s.name+": an earlier attempt stopped mid-send; not sending again",
+			"key", key, "attempts", claim.Attempts, "code", o.Code)
+		s.complete(ctx, key, p.owner, o)
+		return o, nil
+	}
+	if p.broadcasterID == "" {
+		hctx, cancel := s.helixCtx(ctx)
+		p.broadcasterID, err = s.broadcaster(hctx, p.login)
+		cancel()
+		if err != nil {
+			return s.partRefused(ctx, key, p, err)
+		}
+	}
+	if err := s.markSending(ctx, key, p.owner); err != nil {
+		return outcome{}, err
+	}
+	hctx, cancel := s.helixCtx(ctx)
+	res, err := s.helix.SendChatMessage(hctx, p.broadcasterID, s.botID, p.text, "")
+	cancel()
+	switch {
+	case err == nil || sentAnyway(err):
+		if err != nil {
+			// Twitch accepted the message (2xx) but its answer was unreadable.
+			s.log.WarnContext(ctx, s.name+": chat message counted as sent", "part", p.index, "error", err.Error())
+			res = &twitch.ChatMessageResult{}
+		}
+		o := s.sentOutcome(res.MessageID)
+		s.complete(ctx, key, p.owner, o)
+		s.log.InfoContext(ctx, s.name+": chat message sent", "channel", "#"+p.login, "part", p.index, "parts", p.parts,
+			"messageId", res.MessageID, "chars", CharCount(p.text), "textSource", p.source)
+		return o, nil
+	case outcomeUnknown(err):
+		o := s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the message may have been posted, so it is not sent again")
+		s.complete(ctx, key, p.owner, o)
+		s.log.WarnContext(ctx, s.name+": chat message outcome unknown; not retried", "channel", "#"+p.login,
+			"part", p.index, "code", o.Code, "error", err.Error())
+		return o, nil
+	}
+	return s.partRefused(ctx, key, p, err)
+}
+
+// partRefused handles a part Twitch (or the lookup before it) refused: for good
+// (FAILED, recorded), for the bot's credentials (released, Auth), or for now
+// (released, retried).
+func (s *ChatService) partRefused(ctx context.Context, key string, p *chatPart, err error) (outcome, error) {
+	switch fault.KindOf(err) {
+	case fault.Permanent, fault.Invalid:
+		o := s.failedBy(err)
+		s.complete(ctx, key, p.owner, o)
+		s.log.WarnContext(ctx, s.name+": chat message not sent", "channel", "#"+p.login, "part", p.index,
+			"code", o.Code, "twitchMessage", o.Message)
+		return o, nil
+	}
+	s.release(ctx, key, p.owner)
+	if fault.KindOf(err) != fault.Auth {
+		s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", p.index, "error", err.Error(),
+			"code", fault.CodeOf(err, "UNKNOWN"))
+	}
+	return outcome{}, err
 }
 
 // handOff republishes a dm event, unchanged, to the whisper topic, with an attribute
@@ -298,17 +336,7 @@ func sentChars(parts []string) int {
 }
 
 // sentAnyway reports whether a send's error still means the message went out: a 2xx
-// whose body could not be read, or Twitch's msg_duplicate on a take-over of a crashed
-// attempt's claim.
-func sentAnyway(err error, attempts int64) bool {
-	if fault.CodeOf(err, "") == twitch.CodeMalformedResponse {
-		return true
-	}
-	var dropped *twitch.ChatDroppedError
-	return attempts > 1 && errors.As(err, &dropped) && dropped.Reason.Code == "msg_duplicate"
+// whose body could not be read.
+func sentAnyway(err error) bool {
+	return fault.CodeOf(err, "") == twitch.CodeMalformedResponse
 }
-
-// maybeSentLease is how long a part whose send may have reached Twitch stays claimed:
-// long enough that the retry is a take-over, short enough that it resends inside
-// Twitch's 30 s duplicate window.
-const maybeSentLease = 12 * time.Second

@@ -466,8 +466,8 @@ func TestUndeliverableEventsAreFailedAndDeadLettered(t *testing.T) {
 					t.Fatalf("finalize without a correlation id: %+v", fins)
 				}
 			} else {
-				if len(fins) != 2 { // one per delivery above
-					t.Fatalf("%d finalizes, want 2", len(fins))
+				if len(fins) != 1 { // one per event, however often it is delivered
+					t.Fatalf("%d finalizes, want 1", len(fins))
 				}
 				wantFailed(t, fins[0], tc.code, "")
 				if fins[0].CorrelationID != tc.wantCID || fins[0].Destination != egressTopic {

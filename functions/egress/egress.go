@@ -46,12 +46,16 @@ const (
 	// message is retried later (never a FAILED outcome).
 	CodeLocalRateLimit = "WHISPER_LOCAL_RATE_LIMIT"
 	// CodeInProgress: another delivery of the same event holds the claim; retry later.
-	CodeInProgress = "IN_PROGRESS"
+	CodeInProgress = store.CodeInProgress
 	// CodePartNotSent: an earlier part of a split chat message failed, so this part
 	// was not sent.
 	CodePartNotSent = "PART_NOT_SENT"
 	// CodeExpired: the event is past its timeoutAt or older than MaxAge.
 	CodeExpired = "EXPIRED"
+	// CodeDeliveryUnknown: the send may have reached Twitch but its answer never
+	// came (timeout, reset connection, gateway error, a crash mid-send). It is not
+	// sent again, since that could deliver it twice.
+	CodeDeliveryUnknown = "DELIVERY_UNKNOWN"
 )
 
 // AttrOriginTopic is the attribute EgressChat adds when it hands a dm event to the
@@ -67,6 +71,7 @@ type Publisher interface {
 // Claims makes each send happen once (*store.Claims on collection deliveries).
 type Claims interface {
 	Acquire(ctx context.Context, key, owner string, lease time.Duration) (store.Claim, error)
+	MarkSending(ctx context.Context, key, owner string, lease time.Duration) error
 	Complete(ctx context.Context, key, owner, result string) error
 	Release(ctx context.Context, key, owner string) error
 }
@@ -109,6 +114,8 @@ type core struct {
 	log      *slog.Logger
 	keyspace string // claim key prefix: "chat" or "whisper"
 	maxAge   time.Duration
+	// helixTimeout bounds each Helix call (DefaultHelixTimeout).
+	helixTimeout time.Duration
 }
 
 func (c *core) attemptOwner() string { return c.owner + "/" + uuid.NewString() }
@@ -203,7 +210,9 @@ type envelope struct {
 
 // decode parses the event. A message that is not an event, or has no correlation id
 // or egress, is unprocessable: the FAILED finalize goes out here (when a correlation
-// id is known from the body or the attributes) and the error is fault.Invalid.
+// id is known from the body or the attributes) and the error is fault.Invalid. It
+// returns nil, nil for a late redelivery of an event whose outcome was already
+// reported.
 func (c *core) decode(ctx context.Context, m trigger.Message, destination string) (*envelope, error) {
 	e, err := event.Decode(m.Data)
 	if err != nil {
@@ -238,9 +247,17 @@ func (c *core) reject(ctx context.Context, cid, destination string, e *event.Int
 	code := fault.CodeOf(cause, "UNPROCESSABLE")
 	c.log.WarnContext(ctx, c.name+": undeliverable event", "code", code, "error", cause.Error())
 	if cid != "" {
+		// Through the finalize claim, so that each event gets one terminal finalize. A
+		// redelivery of a rejected event is dead-lettered again (in case the first dead
+		// letter was lost); one that has only grown older than MaxAge since its outcome
+		// was reported is acknowledged quietly.
 		f := c.finalizeMessage(cid, destination, e, []outcome{c.failed(code, twitchMessage(cause))})
-		if err := c.publishFinalize(ctx, f); err != nil {
+		dup, err := c.finalizeFirst(ctx, c.attemptOwner(), f)
+		if err != nil {
 			return err
+		}
+		if dup && code == CodeExpired {
+			return nil
 		}
 	}
 	return trigger.WithCorrelationID(cause, cid)
@@ -318,28 +335,35 @@ func (c *core) publishFinalize(ctx context.Context, f event.FinalizeMessage) err
 // finalizeOnce publishes f unless a delivery of the same event already did: the
 // finalize has its own claim, completed once the message is published.
 func (c *core) finalizeOnce(ctx context.Context, owner string, f event.FinalizeMessage) error {
+	_, err := c.finalizeFirst(ctx, owner, f)
+	return err
+}
+
+// finalizeFirst is finalizeOnce, also telling whether the outcome had already been
+// reported (dup).
+func (c *core) finalizeFirst(ctx context.Context, owner string, f event.FinalizeMessage) (dup bool, err error) {
 	key := c.keyspace + ":" + f.CorrelationID + ":finalize"
 	claim, err := c.claims.Acquire(ctx, key, owner, c.lease)
 	if err != nil {
-		return err
+		return false, err
 	}
 	switch claim.State {
 	case store.Completed:
 		c.log.InfoContext(ctx, c.name+": duplicate delivery, outcome already reported", "status", f.Status)
-		return nil
+		return true, nil
 	case store.Held:
-		return inProgress(key, claim)
+		return false, inProgress(key, claim)
 	}
 	if err := c.publishFinalize(ctx, f); err != nil {
 		c.release(ctx, key, owner)
-		return err
+		return false, err
 	}
 	if err := c.claims.Complete(ctx, key, owner, f.Status); err != nil {
 		// Published but not recorded: a redelivery would publish the same outcome again,
 		// which the finalize function records idempotently. Acknowledge now.
 		c.log.WarnContext(ctx, c.name+": finalize published but not recorded", "error", err.Error())
 	}
-	return nil
+	return false, nil
 }
 
 func (c *core) release(ctx context.Context, key, owner string) {

@@ -152,7 +152,7 @@ func newFixture(t *testing.T) *fixture {
 	fake.AddToken(twitchtest.Token{AccessToken: botAccess, RefreshToken: botRefresh, UserID: botID, Scopes: botScopes})
 
 	ctx := context.Background()
-	fs, err := store.NewClient(ctx, emulators.ProjectID(t), "")
+	fs, err := store.NewClient(ctx, emulators.ProjectID(t), "", store.WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

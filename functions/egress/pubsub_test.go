@@ -20,7 +20,7 @@ func TestThroughPubSub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	f := newFixture(t)
-	ps, err := bus.NewClient(ctx, emulators.ProjectID(t))
+	ps, err := bus.NewClient(ctx, emulators.ProjectID(t), bus.WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
 		t.Fatal(err)
 	}

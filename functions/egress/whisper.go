@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,8 @@ type WhisperConfig struct {
 	// Sleep waits for d or until ctx ends. Default: a timer. Tests advance a fake
 	// clock instead.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// HelixTimeout bounds each Helix call. Default DefaultHelixTimeout.
+	HelixTimeout time.Duration
 	// Now is the clock (limits, admissions, deliveredAt). Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -86,6 +89,7 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.helixTimeout = cmp.Or(cfg.HelixTimeout, DefaultHelixTimeout)
 	var problems []error
 	if cfg.Helix == nil {
 		problems = append(problems, errors.New("Helix is required"))
@@ -119,7 +123,7 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 // truncated, and the finalize records it). Errors follow ChatService.Handle.
 func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	env, err := s.decode(ctx, m, firstNonEmpty(m.Attributes[AttrOriginTopic], m.Topic, s.topics.Egress))
-	if err != nil {
+	if err != nil || env == nil { // nil, nil: a duplicate of an event already reported
 		return err
 	}
 	ctx = logging.WithCorrelationID(ctx, env.cid)
@@ -150,13 +154,18 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	case store.Held:
 		return inProgress(key, claim)
 	}
-	if claim.Attempts > 1 {
-		s.log.WarnContext(ctx, s.name+": taking over an expired claim; the whisper may have been sent already",
-			"key", key, "attempts", claim.Attempts)
+	if claim.Sending {
+		o := s.takenOver()
+		s.log.WarnContext(ctx, s.name+": an earlier attempt stopped mid-send; not sending again",
+			"key", key, "attempts", claim.Attempts, "code", o.Code)
+		s.complete(ctx, key, owner, o)
+		return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{o}))
 	}
-	o, err := s.send(ctx, env, to, sel.Text)
+	o, err := s.send(ctx, env, key, owner, to, sel.Text)
 	if err != nil {
-		s.release(ctx, key, owner)
+		if fault.CodeOf(err, "") != CodeInProgress {
+			s.release(ctx, key, owner)
+		}
 		if fault.KindOf(err) == fault.Auth {
 			return s.authFailure(ctx, env, []outcome{s.failedBy(err)}, err)
 		}
@@ -171,7 +180,7 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 // send applies the limits and whispers. It returns the final outcome (SENT, or FAILED
 // for good), or an error when the whisper must be retried (or, for Auth, reported and
 // dead-lettered).
-func (s *WhisperService) send(ctx context.Context, env *envelope, to, text string) (outcome, error) {
+func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to, text string) (outcome, error) {
 	adm, err := s.recipients.Admit(ctx, store.WhisperRequest{SenderID: s.botID, RecipientID: to, Key: env.cid, At: s.now(), Cap: s.cap})
 	if err != nil {
 		return outcome{}, err
@@ -190,7 +199,17 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, to, text strin
 	if err := s.takeSlot(ctx); err != nil {
 		return outcome{}, err
 	}
-	if err := s.helix.SendWhisper(ctx, s.botID, to, msg); err != nil {
+	if err := s.claims.MarkSending(ctx, key, owner, s.lease); err != nil {
+		return outcome{}, err
+	}
+	hctx, cancel := s.helixCtx(ctx)
+	err = s.helix.SendWhisper(hctx, s.botID, to, msg)
+	cancel()
+	if err != nil && outcomeUnknown(err) {
+		s.log.WarnContext(ctx, s.name+": whisper outcome unknown; not retried", "to", to, "error", err.Error())
+		return s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again"), nil
+	}
+	if err != nil {
 		if k := fault.KindOf(err); k == fault.Permanent || k == fault.Invalid {
 			o := s.failedBy(err)
 			s.log.WarnContext(ctx, s.name+": whisper not sent", "to", to, "code", o.Code, "twitchMessage", o.Message)

@@ -43,7 +43,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	fs, err := store.NewClient(context.Background(), emulators.ProjectID(t), "")
+	return newFixtureOn(t, emulators.Host(emulators.Firestore))
+}
+
+// newFixtureOn is newFixture on the Firestore emulator at host.
+func newFixtureOn(t *testing.T, host string) *fixture {
+	t.Helper()
+	fs, err := store.NewClient(context.Background(), emulators.ProjectID(t), "", store.WithEmulator(host))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,8 +311,7 @@ func TestFinalizeInvalidInput(t *testing.T) {
 }
 
 func TestFinalizeFirestoreUnavailableIsRetried(t *testing.T) {
-	t.Setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1") // nothing listens there
-	f := newFixture(t)
+	f := newFixtureOn(t, "127.0.0.1:1") // nothing listens there
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	err := f.svc.Handle(ctx, trigger.Message{Data: []byte(finalizeJSON("SENT", "2026-11-21T12:00:01Z", "")), PublishTime: f.now})

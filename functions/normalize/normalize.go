@@ -185,7 +185,7 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 			"eventsubMessageId", e.ExternalEvent.ID, "kind", e.ExternalEvent.Kind, "ingressMessageId", claim.Result)
 		return nil
 	case store.Held:
-		return fault.New(fault.Transient, "IN_PROGRESS", "notification %s is being published by %s until %s",
+		return fault.New(fault.Transient, store.CodeInProgress, "notification %s is being published by %s until %s",
 			e.ExternalEvent.ID, claim.Owner, claim.LeaseUntil.Format(time.RFC3339))
 	}
 	id, err := s.Pub.Publish(ctx, s.IngressTopic, body, event.Attributes(e))

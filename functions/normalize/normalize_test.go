@@ -195,7 +195,7 @@ func (p *recordingPublisher) count() int { p.mu.Lock(); defer p.mu.Unlock(); ret
 
 func newService(t *testing.T, pub Publisher) *Service {
 	t.Helper()
-	fs, err := store.NewClient(context.Background(), emulators.ProjectID(t), "")
+	fs, err := store.NewClient(context.Background(), emulators.ProjectID(t), "", store.WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
-	"github.com/bitbrat/twitch-edge/connector/relay"
+	"github.com/bitbrat/twitch-edge/shared/event"
 )
 
 // Collector counts the raw notifications on a pull subscription of the raw topic,
@@ -49,13 +49,13 @@ func NewCollector(group func(string) int) *Collector {
 
 // Add records one received message.
 func (c *Collector) Add(pubsubID string, attrs map[string]string, publishTime time.Time) {
-	id := attrs[relay.AttrMessageID]
+	id := attrs[event.AttrEventSubMessageID]
 	g := 0
 	if c.Group != nil {
 		g = c.Group(id)
 	}
 	var lat time.Duration
-	if ts, err := time.Parse(time.RFC3339Nano, attrs[relay.AttrMessageTimestamp]); err == nil && !publishTime.IsZero() {
+	if ts, err := time.Parse(time.RFC3339Nano, attrs[event.AttrEventSubMessageTimestamp]); err == nil && !publishTime.IsZero() {
 		lat = publishTime.Sub(ts)
 	}
 	c.mu.Lock()

@@ -13,16 +13,48 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/api/option"
+	"google.golang.org/api/option/internaloption"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
-// NewClient connects to Pub/Sub for project. With PUBSUB_EMULATOR_HOST set the client
-// library talks to the emulator without credentials.
-func NewClient(ctx context.Context, project string) (*pubsub.Client, error) {
-	c, err := pubsub.NewClient(ctx, project)
+// ClientOption configures NewClient.
+type ClientOption func(*clientOptions)
+
+type clientOptions struct{ emulatorHost string }
+
+// WithEmulator points the client at the Pub/Sub emulator at host ("127.0.0.1:8085"):
+// plain gRPC, no credentials. An empty host changes nothing. Without it the client
+// library's own rule applies: PUBSUB_EMULATOR_HOST when the process has it (a
+// deployment never does), Google Cloud with the default credentials otherwise.
+func WithEmulator(host string) ClientOption {
+	return func(o *clientOptions) { o.emulatorHost = host }
+}
+
+// NewClient connects to Pub/Sub for project.
+func NewClient(ctx context.Context, project string, opts ...ClientOption) (*pubsub.Client, error) {
+	var o clientOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var co []option.ClientOption
+	if o.emulatorHost != "" {
+		// What the client library does for PUBSUB_EMULATOR_HOST, given explicitly so
+		// that no caller has to change its process's environment.
+		co = append(co,
+			option.WithEndpoint(o.emulatorHost),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+			option.WithoutAuthentication(),
+			option.WithTelemetryDisabled(),
+			internaloption.SkipDialSettingsValidation(),
+		)
+	}
+	c, err := pubsub.NewClient(ctx, project, co...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client for project %s: %w", project, err)
 	}

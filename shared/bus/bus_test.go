@@ -15,7 +15,7 @@ func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.PubSub)) }
 func TestPublishAndCollectOnEmulator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := NewClient(ctx, emulators.ProjectID(t))
+	client, err := NewClient(ctx, emulators.ProjectID(t), WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestPublishAndCollectOnEmulator(t *testing.T) {
 func TestPublishToMissingTopicIsPermanent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := NewClient(ctx, emulators.ProjectID(t))
+	client, err := NewClient(ctx, emulators.ProjectID(t), WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +14,9 @@ import (
 
 // RunTests is a TestMain body: it makes sure the named emulators are running, runs the
 // tests, and stops what it started. An emulator already named by its environment
-// variable (make test starts both once for all packages) is reused. When an emulator
+// variable (make test starts both once for all packages) is reused. Tests read the
+// host with Host and pass it to the client they build (bus.WithEmulator,
+// store.WithEmulator); this process's environment is left as it is. When an emulator
 // cannot be started the tests fail with a message saying what to install; they never
 // skip.
 //
@@ -30,7 +33,8 @@ func RunTestsWithSetup(m *testing.M, setup func() error, kinds ...Kind) int {
 		}
 	}()
 	for _, k := range kinds {
-		if os.Getenv(k.EnvVar()) != "" {
+		if h := os.Getenv(k.EnvVar()); h != "" {
+			testHosts.Store(k, h)
 			continue
 		}
 		e, err := Start(context.Background(), k)
@@ -39,7 +43,7 @@ func RunTestsWithSetup(m *testing.M, setup func() error, kinds ...Kind) int {
 			return 1
 		}
 		started = append(started, e)
-		os.Setenv(k.EnvVar(), e.Host)
+		testHosts.Store(k, e.Host)
 	}
 	if setup != nil {
 		if err := setup(); err != nil {
@@ -48,6 +52,18 @@ func RunTestsWithSetup(m *testing.M, setup func() error, kinds ...Kind) int {
 		}
 	}
 	return m.Run()
+}
+
+// testHosts are the emulators RunTests provides to this test binary, by kind. It is
+// the one piece of state a TestMain can hand to its tests.
+var testHosts sync.Map
+
+// Host is the "127.0.0.1:PORT" of the emulator RunTests provides for k; "" when
+// TestMain did not ask for it.
+func Host(k Kind) string {
+	h, _ := testHosts.Load(k)
+	s, _ := h.(string)
+	return s
 }
 
 var projectSeq atomic.Int64

@@ -42,6 +42,17 @@ const (
 	AttrChannel        = "channel"
 )
 
+// Pub/Sub attribute keys of a raw notification on TopicEventSubRaw, as the connector
+// publishes it (this edge's own; upstream never sees them).
+const (
+	AttrEventSubMessageID           = "eventsub_message_id"
+	AttrEventSubMessageType         = "eventsub_message_type"
+	AttrEventSubSubscriptionType    = "eventsub_subscription_type"
+	AttrEventSubSubscriptionVersion = "eventsub_subscription_version"
+	AttrEventSubBroadcasterID       = "broadcaster_user_id"
+	AttrEventSubMessageTimestamp    = "eventsub_message_timestamp"
+)
+
 // Attributes returns the Pub/Sub attributes upstream puts on an event it publishes:
 // type, correlationid, idempotencykey (= correlationId), source, traceid, channel.
 // Empty values are left out.

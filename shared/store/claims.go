@@ -7,6 +7,8 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
 // Claims makes a side effect (publishing an event, sending a chat message) happen
@@ -67,6 +69,10 @@ type Claim struct {
 	Attempts int64
 	// Result is what Complete stored (for Completed claims).
 	Result string
+	// Sending reports that an earlier holder marked the action as started
+	// (MarkSending) and never completed it: its outcome is unknown, so an action that
+	// must not happen twice is not redone.
+	Sending bool
 }
 
 type claimDoc struct {
@@ -75,10 +81,15 @@ type claimDoc struct {
 	LeaseUntil time.Time `firestore:"leaseUntil"`
 	Attempts   int64     `firestore:"attempts"`
 	Result     string    `firestore:"result,omitempty"`
+	Sending    bool      `firestore:"sending,omitempty"`
 	CreatedAt  time.Time `firestore:"createdAt"`
 	UpdatedAt  time.Time `firestore:"updatedAt"`
 	ExpireAt   time.Time `firestore:"expireAt"`
 }
+
+// CodeInProgress is the fault code of work skipped because another worker holds its
+// claim (a Held claim): retry after the lease.
+const CodeInProgress = "IN_PROGRESS"
 
 const (
 	claimPending = "pending"
@@ -119,13 +130,46 @@ func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Dura
 		d.State, d.Owner, d.LeaseUntil = claimPending, owner, now.Add(lease)
 		d.Attempts++
 		d.UpdatedAt, d.ExpireAt = now, now.Add(c.retention)
-		out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts}
+		out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, Sending: d.Sending}
 		return tx.Set(ref, d)
 	})
 	if err != nil {
 		return Claim{}, classify(err, "acquire claim %s/%s", c.collection, key)
 	}
 	return out, nil
+}
+
+// MarkSending records, just before an action that cannot be undone or safely
+// repeated (a Helix send), that owner is doing it now, and renews the lease. It fails
+// (Transient, CodeInProgress) when owner no longer holds the claim: the lease ran out
+// and another worker took over, so the caller must not act. The mark is sticky: every
+// later Acquire of the key reports Sending until Complete, so a take-over after a
+// crash mid-send knows the outcome is unknown. Release removes it (use Release only
+// when the action certainly did not happen).
+func (c *Claims) MarkSending(ctx context.Context, key, owner string, lease time.Duration) error {
+	ref := c.doc(key)
+	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		now := c.now()
+		snap, err := tx.Get(ref)
+		if err != nil && status.Code(err) != codes.NotFound {
+			return err
+		}
+		var d claimDoc
+		if snap != nil && snap.Exists() {
+			if err := snap.DataTo(&d); err != nil {
+				return err
+			}
+		}
+		if d.State != claimPending || d.Owner != owner {
+			return fault.New(fault.Transient, CodeInProgress, "claim %s/%s is no longer held by %s", c.collection, key, owner)
+		}
+		return tx.Update(ref, []firestore.Update{
+			{Path: "sending", Value: true},
+			{Path: "leaseUntil", Value: now.Add(lease)},
+			{Path: "updatedAt", Value: now},
+		})
+	})
+	return classify(err, "mark claim %s/%s sending", c.collection, key)
 }
 
 // Complete marks key done with result. It does not check the owner: once the action
@@ -185,5 +229,5 @@ func (c *Claims) Get(ctx context.Context, key string) (Claim, bool, error) {
 	if d.State == claimDone {
 		st = Completed
 	}
-	return Claim{State: st, Owner: d.Owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, Result: d.Result}, true, nil
+	return Claim{State: st, Owner: d.Owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, Result: d.Result, Sending: d.Sending}, true, nil
 }

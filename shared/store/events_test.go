@@ -233,8 +233,7 @@ func TestEventsDocIDOfUnsafeCorrelationID(t *testing.T) {
 }
 
 func TestEventsFirestoreUnavailableIsTransient(t *testing.T) {
-	t.Setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1") // nothing listens there
-	fs := newFirestore(t)
+	fs := newFirestoreOn(t, "127.0.0.1:1") // nothing listens there
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	_, _, err := NewEvents(fs, nil).ApplyOutcome(ctx, "c", func(*Outcome) (*Outcome, error) { return eventsOutcome(), nil })

@@ -19,7 +19,7 @@ import (
 
 func tokenFirestore(t *testing.T) *firestore.Client {
 	t.Helper()
-	c, err := NewClient(context.Background(), emulators.ProjectID(t), "")
+	c, err := NewClient(context.Background(), emulators.ProjectID(t), "", WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 func whisperStore(t *testing.T) *WhisperRecipients {
 	t.Helper()
-	c, err := NewClient(context.Background(), emulators.ProjectID(t), "")
+	c, err := NewClient(context.Background(), emulators.ProjectID(t), "", WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,9 @@ type ChannelUpdateEvent struct {
 	ContentClassificationLabels []string `json:"content_classification_labels"`
 }
 
+// CodeBadFrame is the error code of an EventSub frame that cannot be read.
+const CodeBadFrame = "EVENTSUB_BAD_FRAME"
+
 // errNoMetadata is returned for a frame without the fields every message has.
 var errNoMetadata = errors.New("eventsub message without metadata.message_type or metadata.message_id")
 
@@ -172,10 +175,10 @@ var errNoMetadata = errors.New("eventsub message without metadata.message_type o
 func DecodeMessage(frame []byte) (*Message, error) {
 	var m Message
 	if err := json.Unmarshal(frame, &m); err != nil {
-		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub message")
+		return nil, fault.Wrap(fault.Invalid, CodeBadFrame, err, "decode eventsub message")
 	}
 	if m.Metadata.MessageType == "" || m.Metadata.MessageID == "" {
-		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", errNoMetadata, "decode eventsub message")
+		return nil, fault.Wrap(fault.Invalid, CodeBadFrame, errNoMetadata, "decode eventsub message")
 	}
 	return &m, nil
 }
@@ -187,10 +190,10 @@ func DecodeMessage(frame []byte) (*Message, error) {
 func ParseMetadata(frame []byte) (Metadata, error) {
 	md, err := scanMetadata(frame)
 	if err != nil {
-		return Metadata{}, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub metadata")
+		return Metadata{}, fault.Wrap(fault.Invalid, CodeBadFrame, err, "decode eventsub metadata")
 	}
 	if md.MessageType == "" || md.MessageID == "" {
-		return Metadata{}, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", errNoMetadata, "decode eventsub metadata")
+		return Metadata{}, fault.Wrap(fault.Invalid, CodeBadFrame, errNoMetadata, "decode eventsub metadata")
 	}
 	return md, nil
 }
@@ -202,7 +205,7 @@ func (m *Message) Session() (*Session, error) {
 		return nil, err
 	}
 	if p.Session.ID == "" {
-		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "%s without session id", m.Metadata.MessageType)
+		return nil, fault.New(fault.Invalid, CodeBadFrame, "%s without session id", m.Metadata.MessageType)
 	}
 	return &p.Session, nil
 }
@@ -214,7 +217,7 @@ func (m *Message) Notification() (*NotificationPayload, error) {
 		return nil, err
 	}
 	if p.Subscription.Type == "" {
-		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "notification without subscription type")
+		return nil, fault.New(fault.Invalid, CodeBadFrame, "notification without subscription type")
 	}
 	return &p, nil
 }
@@ -230,10 +233,10 @@ func (m *Message) Revocation() (*RevocationPayload, error) {
 
 func (m *Message) decodePayload(v any) error {
 	if len(m.Payload) == 0 {
-		return fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "%s without payload", m.Metadata.MessageType)
+		return fault.New(fault.Invalid, CodeBadFrame, "%s without payload", m.Metadata.MessageType)
 	}
 	if err := json.Unmarshal(m.Payload, v); err != nil {
-		return fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode %s payload", m.Metadata.MessageType)
+		return fault.Wrap(fault.Invalid, CodeBadFrame, err, "decode %s payload", m.Metadata.MessageType)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
 // errSlowPath makes scanMetadata hand the frame to encoding/json: for frames whose
@@ -22,11 +24,40 @@ var errSlowPath = errors.New("slow path")
 // forwards it unchanged, and Normalize dead-letters it). Keys match
 // case-insensitively and the last duplicate wins, as in encoding/json.
 func scanMetadata(b []byte) (Metadata, error) {
-	md, err := scanMetadataFast(b)
-	if errors.Is(err, errSlowPath) {
-		return metadataSlow(b)
+	h, err := scanHeader(b)
+	return h.Metadata, err
+}
+
+// FrameHeader is what the connector reads from every frame: the metadata and, for a
+// notification or revocation, payload.subscription.condition.broadcaster_user_id
+// (the relay's Pub/Sub attribute), both in one pass over the frame.
+type FrameHeader struct {
+	Metadata
+	// BroadcasterUserID is "" when the frame has none, or when the path to it is
+	// not made of objects ending in a string (as encoding/json would refuse it).
+	BroadcasterUserID string
+}
+
+// ParseFrameHeader reads a frame's metadata and broadcaster with the scanner that
+// decodes nothing else. Errors are ParseMetadata's.
+func ParseFrameHeader(frame []byte) (FrameHeader, error) {
+	h, err := scanHeader(frame)
+	if err != nil {
+		return FrameHeader{}, fault.Wrap(fault.Invalid, CodeBadFrame, err, "decode eventsub metadata")
 	}
-	return md, err
+	if h.MessageType == "" || h.MessageID == "" {
+		return FrameHeader{}, fault.Wrap(fault.Invalid, CodeBadFrame, errNoMetadata, "decode eventsub metadata")
+	}
+	return h, nil
+}
+
+func scanHeader(b []byte) (FrameHeader, error) {
+	h, err := scanHeaderFast(b)
+	if errors.Is(err, errSlowPath) {
+		md, err := metadataSlow(b)
+		return FrameHeader{Metadata: md, BroadcasterUserID: broadcasterSlow(b)}, err
+	}
+	return h, err
 }
 
 func metadataSlow(b []byte) (Metadata, error) {
@@ -35,6 +66,23 @@ func metadataSlow(b []byte) (Metadata, error) {
 	}
 	err := json.Unmarshal(b, &m)
 	return m.Metadata, err
+}
+
+// broadcasterSlow is the slow path's broadcaster: encoding/json's, "" on any error.
+func broadcasterSlow(b []byte) string {
+	var h struct {
+		Payload struct {
+			Subscription struct {
+				Condition struct {
+					BroadcasterUserID string `json:"broadcaster_user_id"`
+				} `json:"condition"`
+			} `json:"subscription"`
+		} `json:"payload"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Payload.Subscription.Condition.BroadcasterUserID
 }
 
 type scanner struct {
@@ -174,40 +222,118 @@ func (s *scanner) next() (bool, error) {
 
 var errNotObject = errors.New("eventsub frame: metadata is not an object")
 
-func scanMetadataFast(b []byte) (Metadata, error) {
-	var md Metadata
+// broadcasterPath leads from a frame's payload to its subscription's broadcaster.
+var broadcasterPath = [][]byte{[]byte("subscription"), []byte("condition"), []byte("broadcaster_user_id")}
+
+func scanHeaderFast(b []byte) (FrameHeader, error) {
+	var h FrameHeader
 	s := &scanner{b: b}
+	// mismatch: a value on the broadcaster's path has a type encoding/json would
+	// refuse, so (as encoding/json would) the frame has no broadcaster.
+	mismatch := false
+	finish := func() (FrameHeader, error) {
+		if mismatch {
+			h.BroadcasterUserID = ""
+		}
+		return h, s.end()
+	}
 	switch s.peek() {
 	case '{':
-	case 'n':
-		return md, errSlowPath // null, or not: encoding/json decides
 	default:
-		return md, errSlowPath
+		return h, errSlowPath // null, or not: encoding/json decides
 	}
 	s.i++
 	if s.peek() == '}' {
 		s.i++
-		return md, s.end()
+		return finish()
 	}
 	for {
 		k, err := s.key()
 		if err != nil {
-			return md, err
+			return h, err
 		}
 		s.ws()
-		if bytes.EqualFold(k, []byte("metadata")) {
-			if err := s.metadataObject(&md); err != nil {
-				return md, err
+		switch {
+		case bytes.EqualFold(k, []byte("metadata")):
+			err = s.metadataObject(&h.Metadata)
+		case bytes.EqualFold(k, []byte("payload")):
+			err = s.pathString(broadcasterPath, &h.BroadcasterUserID, &mismatch)
+		default:
+			if !s.skip() {
+				err = errSlowPath
 			}
-		} else if !s.skip() {
-			return md, errSlowPath
+		}
+		if err != nil {
+			return h, err
 		}
 		more, err := s.next()
 		if err != nil {
-			return md, err
+			return h, err
 		}
 		if !more {
-			return md, s.end()
+			return finish()
+		}
+	}
+}
+
+// pathString reads the string at path inside the value at the cursor into dst, as
+// encoding/json would decode it into nested structs: null leaves dst alone, a value
+// of the wrong type sets *mismatch, and the cursor ends past the value.
+func (s *scanner) pathString(path [][]byte, dst *string, mismatch *bool) error {
+	start := s.i
+	if len(path) == 0 {
+		if !s.skip() {
+			return errSlowPath
+		}
+		err := setString(dst, s.b[start:s.i])
+		if errors.Is(err, errSlowPath) {
+			return err
+		}
+		if err != nil {
+			*mismatch = true
+		}
+		return nil
+	}
+	switch s.peek() {
+	case '{':
+	case 'n':
+		if !s.skip() || !bytes.Equal(s.b[start:s.i], []byte("null")) {
+			return errSlowPath
+		}
+		return nil
+	case '"', '[', 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		*mismatch = true
+		if !s.skip() {
+			return errSlowPath
+		}
+		return nil
+	default:
+		return errSlowPath
+	}
+	s.i++
+	if s.peek() == '}' {
+		s.i++
+		return nil
+	}
+	for {
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		s.ws()
+		if bytes.EqualFold(k, path[0]) {
+			if err := s.pathString(path[1:], dst, mismatch); err != nil {
+				return err
+			}
+		} else if !s.skip() {
+			return errSlowPath
+		}
+		more, err := s.next()
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
 		}
 	}
 }

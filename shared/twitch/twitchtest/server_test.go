@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	before := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
-		deadline := time.Now().Add(3 * time.Second)
+		deadline := time.Now().Add(patience)
 		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -43,6 +43,10 @@ const (
 	bot         = "2002"
 	access      = "access-1"
 )
+
+// patience bounds every wait on the fake: long enough never to expire on a machine
+// under load, since each wait ends on a condition, not on the clock.
+const patience = 30 * time.Second
 
 func newFake(t *testing.T, o twitchtest.Options) *twitchtest.Server {
 	t.Helper()
@@ -67,7 +71,7 @@ func newFake(t *testing.T, o twitchtest.Options) *twitchtest.Server {
 func httpc(t *testing.T) *http.Client {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: patience}
 }
 
 func helix(t *testing.T, f *twitchtest.Server, method, path, body string) (int, map[string]any) {
@@ -95,7 +99,7 @@ type wsClient struct {
 
 func dial(t *testing.T, u string) *wsClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: httpc(t)})
 	if err != nil {
@@ -137,7 +141,7 @@ func (w *wsClient) next(want string) *twitch.Message {
 				w.t.Fatalf("got %s, want %s", m.Metadata.MessageType, want)
 			}
 			return m
-		case <-time.After(5 * time.Second):
+		case <-time.After(patience):
 			w.t.Fatalf("timeout waiting for %s", want)
 		}
 	}
@@ -159,7 +163,7 @@ func (w *wsClient) closeCode() websocket.StatusCode {
 	select {
 	case err := <-w.closed:
 		return websocket.CloseStatus(err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(patience):
 		w.t.Fatal("socket did not close")
 	}
 	return 0
@@ -177,7 +181,7 @@ func subscribe(t *testing.T, f *twitchtest.Server, session string) string {
 
 func waitFor(t *testing.T, f *twitchtest.Server, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	if err := f.Wait(ctx, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
@@ -202,13 +206,10 @@ func TestWelcomeAndKeepalive(t *testing.T) {
 		t.Fatalf("session = %+v", s)
 	}
 	subscribe(t, f, s.ID)
-	// 3 "seconds" of 10 ms: keepalives come well within 30 ms of silence.
-	start := time.Now()
+	// 3 "seconds" of 10 ms: keepalives keep coming on a subscribed socket. (Their
+	// cadence is not asserted: an upper bound on wall time is a flaky test.)
 	for i := 0; i < 3; i++ {
 		w.next(twitch.MessageTypeKeepalive)
-	}
-	if el := time.Since(start); el > time.Second {
-		t.Errorf("3 keepalives took %v", el)
 	}
 }
 
@@ -414,15 +415,23 @@ func TestSilenceStopsKeepalives(t *testing.T) {
 	if err := f.Silence(session); err != nil {
 		t.Fatal(err)
 	}
-	// Drain anything already in flight, then expect silence for many intervals.
-	time.Sleep(20 * time.Millisecond)
+	// Drain what was delivered before Silence; at most one more keepalive can have
+	// passed the silence check already. Over many intervals no second one may come
+	// (a slow machine can only make this pass vacuously, never fail wrongly).
 	for len(w.frames) > 0 {
 		<-w.frames
 	}
-	select {
-	case m := <-w.frames:
-		t.Fatalf("silenced socket sent %s", m.Metadata.MessageType)
-	case <-time.After(100 * time.Millisecond):
+	late := 0
+	timeout := time.After(100 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case m := <-w.frames:
+			if late++; late > 1 {
+				t.Fatalf("silenced socket sent %s", m.Metadata.MessageType)
+			}
+		case <-timeout:
+			done = true
+		}
 	}
 }
 
@@ -453,7 +462,7 @@ func TestDropAndClientCloseDisableSubscriptions(t *testing.T) {
 func TestPingPongFailure4002(t *testing.T) {
 	f := newFake(t, twitchtest.Options{PingInterval: 30 * time.Millisecond})
 	// A client that never reads cannot answer pings.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, f.EventSubWSURL(), &websocket.DialOptions{HTTPClient: httpc(t)})
 	if err != nil {

@@ -207,6 +207,9 @@ func (ss *session) writeLoop() {
 			s.mu.Unlock()
 			if !subscribed {
 				ss.closeWith(4003, "connection unused")
+				// serveWS cancels the session when this returns: wait until the
+				// close frame is out.
+				<-ss.ctx.Done()
 				return
 			}
 		}
@@ -272,25 +275,48 @@ func statusForCode(code int) string {
 	return statusDisconnected
 }
 
-// closeWith closes the socket with a close code, then ends the session.
+// closeWith retires the session at once (its status and its subscriptions change
+// now, whatever the peer does), then runs the close handshake in the background: a
+// dead or stalled peer costs the library's handshake timeout there, never the caller
+// (a ping loop, a grace timer, a control call) or a test waiting on the fake's state.
+// The session's context is cancelled only after the close frame went out, since
+// cancelling it under a pending read drops the connection without a close frame.
 func (ss *session) closeWith(code int, reason string) {
-	ss.s.mu.Lock()
+	s := ss.s
+	s.mu.Lock()
 	if ss.closeStatus == "" {
 		ss.closeStatus = statusForCode(code)
 	}
-	ss.s.mu.Unlock()
-	_ = ss.conn.Close(websocket.StatusCode(code), reason)
-	ss.end(statusForCode(code))
+	first := ss.retireLocked(statusForCode(code))
+	if first {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		_ = ss.conn.Close(websocket.StatusCode(code), reason)
+		ss.cancel()
+	}()
 }
 
-// end retires the session once: a session that was not handed over to a reconnect
-// takes its subscriptions down with it, as on Twitch.
+// end retires the session once and stops its goroutines.
 func (ss *session) end(status string) {
+	ss.s.mu.Lock()
+	ss.retireLocked(status)
+	ss.s.mu.Unlock()
+	ss.cancel()
+}
+
+// retireLocked takes the session out of service once, reporting whether this call
+// did: a session that was not handed over to a reconnect takes its subscriptions
+// down with it, as on Twitch. Callers hold s.mu.
+func (ss *session) retireLocked(status string) bool {
 	s := ss.s
-	s.mu.Lock()
 	if ss.ended {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	ss.ended = true
 	if ss.closeStatus != "" {
@@ -312,8 +338,7 @@ func (ss *session) end(status string) {
 			}
 		}
 	}
-	s.mu.Unlock()
-	ss.cancel()
+	return true
 }
 
 // abort drops the socket at once (server shutdown).
@@ -524,8 +549,9 @@ func (s *Server) Revoke(subscriptionID, reason string) error {
 }
 
 // CloseSession closes a socket with any close code (Twitch uses 4000–4007) and
-// disables its subscriptions. It returns after the close handshake (at most ~5 s
-// when the client does not answer).
+// disables its subscriptions. The session is gone from Sessions and its
+// subscriptions disabled when it returns; the close handshake finishes in the
+// background.
 func (s *Server) CloseSession(sessionID string, code int, reason string) error {
 	ss := s.liveSession(sessionID)
 	if ss == nil {
