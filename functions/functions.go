@@ -71,7 +71,7 @@ func init() {
 type env struct {
 	common config.Common
 	topics config.Topics
-	fns    config.Functions
+	fns    Settings
 	log    *slog.Logger
 	pub    *bus.Publisher
 	fs     *firestore.Client
@@ -122,7 +122,7 @@ func newEnv(ctx context.Context) (*env, error) {
 	r := config.NewReader(config.Env())
 	common := config.ReadCommon(r)
 	topics := config.ReadTopics(r, common.BusPrefix)
-	fns := config.ReadFunctions(r)
+	fns := readSettings(r)
 	if err := r.Err(); err != nil {
 		return nil, &configError{err}
 	}
@@ -225,6 +225,7 @@ func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
 	}
 	svc, err := egress.NewChatService(egress.ChatConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Budgets:   store.NewSendBudgets(env.fs),
 		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressChat),
@@ -243,8 +244,8 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 	svc, err := egress.NewWhisperService(egress.WhisperConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
-		Recipients: store.NewWhisperRecipients(env.fs),
-		BotUserID:  bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
+		Recipients: store.NewWhisperRecipients(env.fs), Budgets: store.NewSendBudgets(env.fs),
+		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),
 	})
 	if err != nil {

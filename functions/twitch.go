@@ -114,3 +114,11 @@ func (l lazyHelix) SendWhisper(ctx context.Context, fromUserID, toUserID, messag
 	}
 	return c.SendWhisper(ctx, fromUserID, toUserID, message)
 }
+
+func (l lazyHelix) GetModeratedChannels(ctx context.Context, userID string) ([]twitch.ModeratedChannel, error) {
+	c, err := l.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.GetModeratedChannels(ctx, userID)
+}

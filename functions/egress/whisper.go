@@ -50,10 +50,9 @@ type WhisperConfig struct {
 	// MaxAge: an event published longer ago than this, or past its timeoutAt, is not
 	// delivered late: FAILED (EXPIRED) and dead-lettered. Default DefaultMaxAge.
 	MaxAge time.Duration
-	// Limiter enforces the per-second and per-minute limits in this process. Default
-	// NewLimiter(WhispersPerSecond, WhispersPerMinute). The function must run with at
-	// most one instance for it to hold.
-	Limiter *Limiter
+	// Budgets holds the per-second and per-minute limits across instances
+	// (*store.SendBudgets). Required.
+	Budgets SendBudgets
 	// RecipientCap is the number of distinct users the bot may whisper per day.
 	// Default DefaultRecipientCap (Twitch's 40).
 	RecipientCap int
@@ -77,7 +76,7 @@ type WhisperService struct {
 	core
 	helix      WhisperAPI
 	recipients Recipients
-	limiter    *Limiter
+	budgets    SendBudgets
 	cap        int
 	maxWait    time.Duration
 	sleep      func(ctx context.Context, d time.Duration) error
@@ -97,11 +96,11 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if cfg.Recipients == nil {
 		problems = append(problems, errors.New("Recipients is required"))
 	}
+	if cfg.Budgets == nil {
+		problems = append(problems, errors.New("Budgets is required"))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress whisper: %w", err)
-	}
-	if cfg.Limiter == nil {
-		cfg.Limiter = NewLimiter(WhispersPerSecond, WhispersPerMinute)
 	}
 	if cfg.RecipientCap <= 0 {
 		cfg.RecipientCap = DefaultRecipientCap
@@ -112,7 +111,7 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, limiter: cfg.Limiter,
+	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, budgets: cfg.Budgets,
 		cap: cfg.RecipientCap, maxWait: cfg.MaxWait, sleep: cfg.Sleep}, nil
 }
 
@@ -230,28 +229,6 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to
 	s.log.InfoContext(ctx, s.name+": whisper sent", "to", to, "chars", CharCount(msg), "truncated", cut,
 		"firstTimeRecipient", adm.FirstTime)
 	return o, nil
-}
-
-// takeSlot reserves a send slot in the per-second and per-minute budgets, waiting at
-// most maxWait for one; beyond that it returns a RateLimited error with the time the
-// next slot frees, so that Pub/Sub retries the message later instead of the handler
-// holding it.
-func (s *WhisperService) takeSlot(ctx context.Context) error {
-	for try := 0; ; try++ {
-		ok, at := s.limiter.Reserve(s.now())
-		if ok {
-			return nil
-		}
-		wait := at.Sub(s.now())
-		if wait > s.maxWait || try >= 2 {
-			return &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
-				Message: fmt.Sprintf("whisper budget (%d/s, %d/min) spent until %s", s.limiter.perSecond, s.limiter.perMinute,
-					at.UTC().Format(time.RFC3339Nano))}
-		}
-		if err := s.sleep(ctx, wait); err != nil {
-			return fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

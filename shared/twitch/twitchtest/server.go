@@ -204,6 +204,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /helix/chat/messages", s.helix(s.sendChat))
 	mux.HandleFunc("POST /helix/whispers", s.helix(s.sendWhisper))
 	mux.HandleFunc("GET /helix/users", s.helix(s.getUsers))
+	mux.HandleFunc("GET /helix/moderation/channels", s.helix(s.getModeratedChannels))
 	mux.HandleFunc("POST /oauth2/token", s.scripted(s.token))
 	mux.HandleFunc("GET /oauth2/validate", s.scripted(s.validate))
 	mux.HandleFunc("GET /ws", s.serveWS)

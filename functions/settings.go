@@ -1,0 +1,29 @@
+package functions
+
+import (
+	"time"
+
+	"github.com/bitbrat/twitch-edge/shared/config"
+)
+
+// Settings are what the Cloud Functions read beyond config.Common and config.Twitch
+// (their rows in config.Settings and the README name the readers).
+type Settings struct {
+	// EgressDestination, when set, becomes egress.destination of normalized events.
+	EgressDestination string        // EGRESS_DESTINATION
+	NormalizeMaxAge   time.Duration // NORMALIZE_MAX_AGE: older notifications are dead-lettered
+	EventTTL          time.Duration // EVENT_TTL: expireAt = deliveredAt + TTL
+	// EgressMaxAge: an egress event published longer ago is not delivered late
+	// (EGRESS_MAX_AGE).
+	EgressMaxAge time.Duration
+}
+
+// readSettings reads the functions' own settings.
+func readSettings(r *config.Reader) Settings {
+	return Settings{
+		EgressDestination: r.String("EGRESS_DESTINATION", ""),
+		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
+		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
+		EgressMaxAge:      r.Duration("EGRESS_MAX_AGE", 30*time.Minute),
+	}
+}
