@@ -121,16 +121,14 @@ func (e *ShardUpdateError) Error() string {
 		strconv.Itoa(len(e.Failed)+len(e.Updated)) + " shards not updated: " + strings.Join(parts, "; ")
 }
 
-// appClient is the view that sends the app access token: the one built from
-// Options.AppTokens, else the client itself (whose Tokens may serve an app token).
+// appClient is the view that sends the app access token (Options.AppTokens). There
+// is no fallback to the user token: Twitch would answer 401, and the client would
+// spend a refresh of the user token on it.
 func (c *Client) appClient(op string) (*Client, error) {
-	switch {
-	case c.app != nil:
-		return c.app, nil
-	case c.tokens != nil:
-		return c, nil
+	if c.app == nil {
+		return nil, fault.New(fault.Auth, CodeNoToken, "twitch %s needs an app access token; none configured (Options.AppTokens)", op)
 	}
-	return nil, fault.New(fault.Auth, CodeNoToken, "twitch %s needs an app access token; none configured", op)
+	return c.app, nil
 }
 
 func (c *Client) conduitsURL(suffix string, q url.Values) string {

@@ -244,12 +244,28 @@ func TestConduitSubscriptionsWithAppToken(t *testing.T) {
 	if err != nil || len(mine.Subscriptions) != 0 {
 		t.Errorf("user view: %+v %v", mine, err)
 	}
-	// With a user token alone, Twitch refuses a conduit subscription with 401 and
-	// the user token cannot fix that.
+	// A client with the user token only refuses before asking: Twitch would answer
+	// 401 and the client would spend a refresh of the bot's token on it.
 	userOnly := NewClient(Options{APIBaseURL: f.fake.APIBaseURL(), ClientID: f.fake.ClientID(), Tokens: f.provider})
+	before := f.fake.RefreshCount()
 	_, err = userOnly.CreateEventSubSubscription(ctx, CreateSubscriptionRequest{Type: TypeChannelUpdate, Version: VersionChannelUpdate,
 		Condition: map[string]string{"broadcaster_user_id": botID}, Transport: ConduitTransport(b.ID)})
-	if ae, ok := AsAPIError(err); !ok || ae.Status != http.StatusUnauthorized {
-		t.Errorf("conduit subscription with a user token: %v", err)
+	checkErr(t, err, fault.Auth, CodeNoToken)
+	if f.fake.RefreshCount() != before {
+		t.Error("a conduit call refreshed the user token")
+	}
+	// Twitch itself refuses a user token on the conduit transport (the fake, asked
+	// directly with the bot's token).
+	req, _ := http.NewRequest("POST", f.fake.APIBaseURL()+"/eventsub/subscriptions", strings.NewReader(
+		`{"type":"channel.update","version":"2","condition":{"broadcaster_user_id":"`+botID+`"},"transport":{"method":"conduit","conduit_id":"`+b.ID+`"}}`))
+	req.Header.Set("Authorization", "Bearer "+botAccess)
+	req.Header.Set("Client-Id", f.fake.ClientID())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("conduit subscription with a user token: %d, want 401", resp.StatusCode)
 	}
 }
