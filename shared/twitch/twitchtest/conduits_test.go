@@ -271,6 +271,10 @@ func TestShardStatusFollowsSocketAndShardDisabledNotification(t *testing.T) {
 	}
 	// A user token cannot subscribe to it, nor to anything on a conduit.
 	if code, _ := helixAs(t, f, access, "POST", "/eventsub/subscriptions", fmt.Sprintf(
+		`{"type":"conduit.shard.disabled","version":"1","condition":{"client_id":%q},"transport":{"method":"websocket","session_id":"x"}}`, f.ClientID())); code != http.StatusUnauthorized {
+		t.Errorf("conduit.shard.disabled with a user token: %d, want 401", code)
+	}
+	if code, _ := helixAs(t, f, access, "POST", "/eventsub/subscriptions", fmt.Sprintf(
 		`{"type":"channel.update","version":"2","condition":{"broadcaster_user_id":%q},"transport":{"method":"conduit","conduit_id":%q}}`, broadcaster, id)); code != http.StatusUnauthorized {
 		t.Errorf("conduit subscription with a user token: %d, want 401", code)
 	}

@@ -149,6 +149,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 	maxCost := MaxTotalCost
 	switch in.Transport.Method {
 	case "websocket":
+		if st.appOnly {
+			writeError(w, http.StatusUnauthorized, "The access token must be an app access token for "+in.Type)
+			return
+		}
 		if c.isApp() {
 			writeError(w, http.StatusUnauthorized, "The access token must be a user access token for the websocket transport")
 			return
