@@ -213,20 +213,31 @@ func TestShardSocketNotPatchedCloses4003(t *testing.T) {
 	f := newFake(t, twitchtest.Options{SubscribeTimeout: 50 * time.Millisecond})
 	app := appToken(t, f)
 	id := createConduit(t, f, app, 1)
-	patched, _ := wsShard(t, f, app, id, "0")
 	idle := dial(t, f.EventSubWSURL())
-	idle.welcome()
+	session := idle.welcome()
 	if code := idle.closeCode(); code != 4003 {
 		t.Fatalf("unpatched socket close code %d, want 4003", code)
 	}
-	conduitSub(t, f, app, id, broadcaster)
-	if _, err := f.Notify(twitchtest.Notification{Type: "channel.update", Event: map[string]any{"title": "x"}}); err != nil {
+	// Too late now: the session is gone.
+	code, out := patchShard(t, f, app, id, "0", fmt.Sprintf(`{"method":"websocket","session_id":%q}`, session))
+	if errs := out["errors"].([]any); code != http.StatusAccepted || len(errs) != 1 {
+		t.Fatalf("late patch: %d %v", code, out)
+	}
+
+	// A PATCHed session counts as used (the window is long here, so only the
+	// assignment can be what keeps it).
+	g := newFake(t, twitchtest.Options{})
+	app = appToken(t, g)
+	id = createConduit(t, g, app, 1)
+	patched, sid := wsShard(t, g, app, id, "0")
+	if ss := g.Sessions(); len(ss) != 1 || ss[0].ID != sid || ss[0].Shard != id+"/0" {
+		t.Fatalf("sessions = %+v", ss)
+	}
+	conduitSub(t, g, app, id, broadcaster)
+	if _, err := g.Notify(twitchtest.Notification{Type: "channel.update", Event: map[string]any{"title": "x"}}); err != nil {
 		t.Fatal(err)
 	}
 	patched.next(twitch.MessageTypeNotification)
-	if st := shardStatus(f, id, "0"); st != "enabled" {
-		t.Errorf("patched shard status %s", st)
-	}
 }
 
 func TestShardStatusFollowsSocketAndShardDisabledNotification(t *testing.T) {
@@ -281,7 +292,7 @@ func TestShardStatusFollowsSocketAndShardDisabledNotification(t *testing.T) {
 }
 
 func TestShardKeptAcrossSessionReconnect(t *testing.T) {
-	f := newFake(t, twitchtest.Options{ReconnectGrace: 50 * time.Millisecond})
+	f := newFake(t, twitchtest.Options{ReconnectGrace: time.Hour})
 	app := appToken(t, f)
 	id := createConduit(t, f, app, 1)
 	old, oldID := wsShard(t, f, app, id, "0")
@@ -293,6 +304,9 @@ func TestShardKeptAcrossSessionReconnect(t *testing.T) {
 	old.next(twitch.MessageTypeReconnect)
 	nw := dial(t, u)
 	newID := nw.welcome()
+	if err := f.EndReconnectGrace(oldID); err != nil {
+		t.Fatal(err)
+	}
 	if code := old.closeCode(); code != websocket.StatusNormalClosure {
 		t.Fatalf("old socket close %d", code)
 	}
@@ -448,7 +462,10 @@ func TestConduitSubscriptionCost(t *testing.T) {
 func TestConduitWithEveryShardDisabledIsDeleted(t *testing.T) {
 	f := newFake(t, twitchtest.Options{ConduitDeleteAfter: 20 * time.Millisecond})
 	app := appToken(t, f)
-	live := createConduit(t, f, app, 1)
+	// AddConduit starts no deletion clock, so the shard is enabled before any could
+	// run out; the created conduit's shards are never assigned.
+	const live = "live-conduit"
+	f.AddConduit(live)
 	wsShard(t, f, app, live, "0")
 	doomed := createConduit(t, f, app, 2)
 	sub := conduitSub(t, f, app, doomed, broadcaster)

@@ -24,7 +24,7 @@ func (s *Server) Reconnect(sessionID string) (string, error) {
 	ss.reconnectTok = tok
 	s.pending[tok] = ss
 	u := s.EventSubWSURL() + "?reconnect=" + tok
-	ss.grace = time.AfterFunc(s.o.ReconnectGrace, func() {
+	ss.graceEnd = func() {
 		s.mu.Lock()
 		handed := ss.handedOver
 		s.mu.Unlock()
@@ -33,7 +33,8 @@ func (s *Server) Reconnect(sessionID string) (string, error) {
 			return
 		}
 		ss.closeWith(4004, "reconnect grace time expired")
-	})
+	}
+	ss.grace = time.AfterFunc(s.o.ReconnectGrace, ss.graceEnd)
 	f := s.frame("session_reconnect", "", "", map[string]any{"session": map[string]any{
 		"id": ss.id, "status": "reconnecting", "keepalive_timeout_seconds": nil,
 		"reconnect_url": u, "connected_at": ss.connectedAt.UTC().Format(time.RFC3339Nano),
@@ -41,6 +42,23 @@ func (s *Server) Reconnect(sessionID string) (string, error) {
 	s.mu.Unlock()
 	ss.enqueue(f)
 	return u, nil
+}
+
+// EndReconnectGrace ends a reconnecting session's grace time now, as if
+// ReconnectGrace had passed: its socket closes normally if the client moved to the
+// reconnect URL, with 4004 if not. Tests use it instead of a short grace that a busy
+// machine could overrun.
+func (s *Server) EndReconnectGrace(sessionID string) error {
+	s.mu.Lock()
+	ss := s.sessions[sessionID]
+	if ss == nil || ss.grace == nil || !ss.grace.Stop() {
+		s.mu.Unlock()
+		return ErrNoSession
+	}
+	end := ss.graceEnd
+	s.mu.Unlock()
+	end()
+	return nil
 }
 
 // Revoke revokes a subscription with a reason (user_removed, authorization_revoked,

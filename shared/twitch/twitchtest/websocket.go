@@ -36,6 +36,7 @@ type session struct {
 	silenced     bool
 	closeStatus  string
 	grace        *time.Timer
+	graceEnd     func()    // what grace runs when it fires
 	shard        *shardRef // the conduit shard this session serves
 }
 
@@ -59,6 +60,8 @@ type SessionInfo struct {
 	HandedOver bool
 	// Subscriptions counts the enabled subscriptions on this session.
 	Subscriptions int
+	// Shard is "conduitID/shardID" when the session serves a conduit shard.
+	Shard string `json:",omitempty"`
 }
 
 // Sessions returns the live sockets, oldest first.
@@ -73,8 +76,12 @@ func (s *Server) Sessions() []SessionInfo {
 				n++
 			}
 		}
+		shard := ""
+		if ss.shard != nil {
+			shard = ss.shard.conduit.id + "/" + strconv.Itoa(ss.shard.sh.id)
+		}
 		out = append(out, SessionInfo{ID: ss.id, KeepaliveSeconds: ss.keepaliveSecs, ConnectedAt: ss.connectedAt,
-			Reconnecting: ss.reconnecting, HandedOver: ss.handedOver, Subscriptions: n})
+			Reconnecting: ss.reconnecting, HandedOver: ss.handedOver, Subscriptions: n, Shard: shard})
 	}
 	for i := 1; i < len(out); i++ {
 		for j := i; j > 0 && out[j].ConnectedAt.Before(out[j-1].ConnectedAt); j-- {
