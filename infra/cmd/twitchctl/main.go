@@ -302,8 +302,8 @@ var commands = map[string]command{
 	"egress": {flags: func(fs *flag.FlagSet, a *cmdArgs) {
 		fs.StringVar(&a.kind, "type", "chat", "dm or chat")
 		fs.StringVar(&a.text, "text", "", "the text to deliver (required)")
-		fs.StringVar(&a.channel, "channel", "#bitbrat_demo", "channel, #login")
-		fs.StringVar(&a.user, "user", "2001", "recipient's Twitch user id (dm)")
+		fs.StringVar(&a.channel, "channel", "#"+faketwitch.Channels[0].Login, "channel, #login")
+		fs.StringVar(&a.user, "user", faketwitch.Viewers[0].ID, "recipient's Twitch user id (dm)")
 		fs.StringVar(&a.correlationID, "correlation-id", "", "correlation id (default: a new uuid)")
 	}, run: egress},
 }
