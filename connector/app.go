@@ -107,7 +107,8 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
 	a.relay = relay.New(d.Publisher, relay.Options{
-		Topic: cfg.Topics.Raw, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log, Registry: reg,
+		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
+		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
 	a.handler = a.Handler()
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
@@ -182,13 +183,21 @@ func (a *App) Ready() (bool, string) {
 		return false, "standby: " + why
 	}
 	st := s.Status()
+	b := a.relay.Backlog()
+	backlog := ""
+	if b.Frames > 0 || b.SpillPending > 0 || b.Spilled > 0 {
+		backlog = fmt.Sprintf("; backlog %d frames (%d bytes) in memory, %d on their way to the spill, %d spilled",
+			b.Frames, b.Bytes, b.SpillPending, b.Spilled)
+	}
 	switch {
 	case !st.Connected:
-		return false, "not connected"
+		return false, "not connected" + backlog
 	case !st.Ready:
-		return false, "connected, subscriptions not all enabled"
+		return false, "connected, subscriptions not all enabled" + backlog
+	case b.NearLimit:
+		return false, "relay backlog near its limit (Pub/Sub and Firestore behind)" + backlog
 	}
-	return true, "ready: session " + st.SessionID
+	return true, "ready: session " + st.SessionID + backlog
 }
 
 // Status is the current session's status (zero when standing by).

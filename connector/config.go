@@ -30,6 +30,9 @@ type Config struct {
 	Addr string
 	// Buffer is the relay's capacity in notifications (CONNECTOR_BUFFER, 10,000).
 	Buffer int
+	// BufferBytes bounds the notifications held in memory for publishing; past it
+	// they are spilled to Firestore (CONNECTOR_BUFFER_BYTES, 64 MiB).
+	BufferBytes int64
 	// LeaseTTL bounds how long a dead instance keeps others from taking over
 	// (CONNECTOR_LEASE_TTL, 30 s).
 	LeaseTTL time.Duration
@@ -64,6 +67,7 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	// Cloud Run needs every interface (HOST empty); local runs bind loopback.
 	c.Addr = r.String("HOST", "") + ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
 	c.Buffer = r.Int("CONNECTOR_BUFFER", 10_000, 10, 10_000_000)
+	c.BufferBytes = int64(r.Int("CONNECTOR_BUFFER_BYTES", 64<<20, 64<<10, 1<<34))
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)

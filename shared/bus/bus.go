@@ -120,6 +120,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, data []byte,
 
 // Publish publishes data to topic and waits for the acknowledgement.
 func (p *Publisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	if err := CheckMessage(data, attrs); err != nil {
+		return "", fmt.Errorf("publish to %s: %w", topic, err)
+	}
 	return p.PublishAsync(ctx, topic, data, attrs).Get(ctx)
 }
 
