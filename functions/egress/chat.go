@@ -63,6 +63,9 @@ type ChatConfig struct {
 	TierTTL time.Duration
 	// Sleep waits for d or until ctx ends. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Channels is the allowlist: channel logins or broadcaster ids the bot may post
+	// in. Empty allows every channel (only when nothing is configured).
+	Channels []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -79,6 +82,7 @@ type ChatService struct {
 	tierTTL     time.Duration
 	sleep       func(ctx context.Context, d time.Duration) error
 	tiers       tiers
+	channels    channelSet
 }
 
 // NewChatService checks cfg and returns the service.
@@ -109,7 +113,7 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	}
 	return &ChatService{core: c, helix: cfg.Helix, maxParts: cfg.MaxParts, budgets: cfg.Budgets,
 		chatMaxWait: cmp.Or(cfg.MaxWait, DefaultChatMaxWait), tierTTL: cmp.Or(cfg.TierTTL, DefaultTierTTL),
-		sleep: cfg.Sleep}, nil
+		sleep: cfg.Sleep, channels: newChannelSet(cfg.Channels)}, nil
 }
 
 func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics, botID, owner string,
@@ -170,6 +174,9 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 	if !ok {
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeNoChannel, "chat egress event needs a channel like #login, got %q", env.e.Channel))
+	}
+	if err := s.checkChannel(ctx, env, login); err != nil {
+		return err
 	}
 	sel, ok := SelectText(env.e)
 	if !ok {

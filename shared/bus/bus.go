@@ -156,9 +156,6 @@ func (p *Publisher) Close() {
 	wg.Wait()
 }
 
-// CodeMessageTooLarge is the code of a publish refused for the message's size.
-const CodeMessageTooLarge = "PUBSUB_MESSAGE_TOO_LARGE"
-
 // Classify wraps a Pub/Sub error in a fault.Error by its gRPC status: unavailable,
 // deadline, exhausted, aborted and internal errors are transient; a missing topic or
 // a permission problem is permanent until someone fixes the deployment; an invalid
