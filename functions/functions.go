@@ -71,7 +71,7 @@ func init() {
 type env struct {
 	common config.Common
 	topics config.Topics
-	fns    config.Functions
+	fns    Settings
 	log    *slog.Logger
 	pub    *bus.Publisher
 	fs     *firestore.Client
@@ -125,7 +125,7 @@ func newEnv(ctx context.Context) (*env, error) {
 	r := config.NewReader(config.Env())
 	common := config.ReadCommon(r)
 	topics := config.ReadTopics(r, common.BusPrefix)
-	fns := config.ReadFunctions(r)
+	fns := readSettings(r)
 	if err := r.Err(); err != nil {
 		return nil, &configError{err}
 	}

@@ -35,7 +35,7 @@ func TestTokenDatabaseIsConfigurable(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	apart := &env{common: config.Common{Project: p, Database: "(default)"}, fns: config.Functions{TokenDatabase: "tokens"}, fs: shared}
+	apart := &env{common: config.Common{Project: p, Database: "(default)"}, fns: Settings{TokenDatabase: "tokens"}, fs: shared}
 	if id, err := apart.botUserID(ctx); err != nil || id != "900" {
 		t.Fatalf("token database apart: bot %q, %v", id, err)
 	}

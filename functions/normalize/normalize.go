@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
@@ -41,7 +42,9 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 				Type    string `json:"type"`
 				Version string `json:"version"`
 			} `json:"subscription"`
-			Event json.RawMessage `json:"event"`
+			// jsontext.Value, not json.RawMessage: the codec fills it without
+			// calling a method.
+			Event jsontext.Value `json:"event"`
 		} `json:"payload"`
 	}
 	if err := event.Unmarshal(frame, &msg); err != nil {
@@ -60,7 +63,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 	if len(p.Event) == 0 || string(p.Event) == "null" {
 		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_EVENT", "%s notification without event", p.Subscription.Type)
 	}
-	n := Notification{Metadata: msg.Metadata, Event: p.Event,
+	n := Notification{Metadata: msg.Metadata, Event: json.RawMessage(p.Event),
 		Subscription: twitch.Subscription{Type: p.Subscription.Type, Version: p.Subscription.Version}}
 	norm, ok := b.Normalizers[p.Subscription.Type]
 	if !ok {
@@ -93,7 +96,7 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 			Version:    version,
 			CreatedAt:  out.CreatedAt,
 			Payload:    payload,
-			RawPayload: p.Event,
+			RawPayload: json.RawMessage(p.Event),
 		},
 	}
 	if out.ChannelLogin != "" {

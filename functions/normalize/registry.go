@@ -1,13 +1,8 @@
 package normalize
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"strings"
-
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -68,57 +63,6 @@ func Generic(n Notification) (Normalized, error) {
 		CreatedAt:    timestamp(n.Metadata.MessageTimestamp),
 		Payload:      payload,
 	}, nil
-}
-
-// topMembers are the top-level string members Generic reads from an event.
-type topMembers struct{ userID, broadcasterUserID, broadcasterUserLogin string }
-
-// camelObject copies the JSON object raw token by token with every object key, at any
-// depth, rewritten from snake_case to camelCase: Twitch's member order, and values as
-// sent (numbers keep their exact digits). One pass, no map of the whole event.
-func camelObject(raw []byte) (jsontext.Value, topMembers, error) {
-	var top topMembers
-	lenient := []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
-	dec := jsontext.NewDecoder(bytes.NewReader(raw), lenient...)
-	if k := dec.PeekKind(); k != '{' {
-		return nil, top, fmt.Errorf("event is a JSON %v", k)
-	}
-	var out bytes.Buffer
-	out.Grow(len(raw))
-	enc := jsontext.NewEncoder(&out, lenient...)
-	var member string // the top-level member whose value is read next
-	for {
-		tok, err := dec.ReadToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, top, err
-		}
-		depth := dec.StackDepth()
-		kind, length := dec.StackIndex(depth)
-		switch {
-		case kind == '{' && length%2 == 1: // an object member's name
-			name := tok.String()
-			if depth == 1 {
-				member = name
-			}
-			tok = jsontext.String(camelCase(name))
-		case depth == 1 && tok.Kind() == '"':
-			switch member {
-			case "user_id":
-				top.userID = tok.String()
-			case "broadcaster_user_id":
-				top.broadcasterUserID = tok.String()
-			case "broadcaster_user_login":
-				top.broadcasterUserLogin = tok.String()
-			}
-		}
-		if err := enc.WriteToken(tok); err != nil {
-			return nil, top, err
-		}
-	}
-	return jsontext.Value(bytes.TrimRight(out.Bytes(), "\n")), top, nil
 }
 
 // camelCase turns "broadcaster_user_id" into "broadcasterUserId". Keys without an

@@ -2,7 +2,6 @@ package config
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -99,41 +98,4 @@ func ReadTopics(r *Reader, p event.Prefix) Topics {
 		Finalize:   p.Topic(event.TopicFinalize),
 		DeadLetter: p.Topic(event.TopicDeadLetter),
 	}
-}
-
-// Functions is what the Cloud Functions read beyond Common and Twitch.
-type Functions struct {
-	// EgressDestination, when set, becomes egress.destination of normalized events.
-	EgressDestination string        // EGRESS_DESTINATION
-	NormalizeMaxAge   time.Duration // NORMALIZE_MAX_AGE: older notifications are dead-lettered
-	EventTTL          time.Duration // EVENT_TTL: expireAt = deliveredAt + TTL
-	// EgressMaxAge: an egress event published longer ago is not delivered late
-	// (EGRESS_MAX_AGE).
-	EgressMaxAge time.Duration
-	// EgressChannels are the channels the bot may post in (EGRESS_CHANNELS, default
-	// TWITCH_CHANNELS); empty allows any.
-	EgressChannels []string
-	// WhisperSeenWithin, when positive, limits whispers to users seen on the ingress
-	// topic within it (EGRESS_WHISPER_SEEN_WITHIN, default 0: off).
-	WhisperSeenWithin time.Duration
-	// TokenDatabase is the Firestore database holding the bot's token document
-	// (TWITCH_TOKEN_DATABASE); empty: FIRESTORE_DATABASE, upstream's location.
-	TokenDatabase string
-}
-
-// ReadFunctions reads the functions' own settings.
-func ReadFunctions(r *Reader) Functions {
-	f := Functions{
-		EgressDestination: r.String("EGRESS_DESTINATION", ""),
-		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
-		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
-		EgressMaxAge:      r.Duration("EGRESS_MAX_AGE", 30*time.Minute),
-		EgressChannels:    r.List("EGRESS_CHANNELS"),
-		WhisperSeenWithin: r.Duration("EGRESS_WHISPER_SEEN_WITHIN", 0),
-		TokenDatabase:     r.String("TWITCH_TOKEN_DATABASE", ""),
-	}
-	if len(f.EgressChannels) == 0 {
-		f.EgressChannels = r.List("TWITCH_CHANNELS")
-	}
-	return f
 }

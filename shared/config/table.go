@@ -71,6 +71,7 @@ var Settings = []Setting{
 	{Name: "CONNECTOR_INSTANCE_ID", ReadBy: []Component{Connector}, Default: "the hostname"},
 	{Name: "CONNECTOR_LEASE_TTL", ReadBy: []Component{Connector}, Default: "`30s`", Local: Tuned},
 	{Name: "CONNECTOR_BUFFER", ReadBy: []Component{Connector}, Default: "`10000`", Local: Tuned},
+	{Name: "CONNECTOR_BUFFER_BYTES", ReadBy: []Component{Connector}, Default: "`67108864` (64 MiB)", Local: Tuned},
 	{Name: "CONNECTOR_SHUTDOWN_GRACE", ReadBy: []Component{Connector}, Default: "`8s`", Local: Tuned},
 	{Name: "PORT", ReadBy: []Component{Connector, LocalFunctions}, Default: "`8080`"},
 	{Name: "HOST", ReadBy: []Component{Connector, LocalFunctions}, Default: "connector: every interface (Cloud Run needs it); local functions: `127.0.0.1`"},

@@ -40,20 +40,20 @@ type InternalEventV2 struct {
 	ReplyTo       string        `json:"replyTo,omitempty"`
 	TimeoutAt     string        `json:"timeoutAt,omitempty"`
 	RoutingSlip   []RoutingStep `json:"routingSlip,omitzero"`
-	Egress        *Egress       `json:"egress,omitempty"`
-	User          *User         `json:"user,omitempty"`
-	Auth          *Auth         `json:"auth,omitempty"`
+	Egress        *Egress       `json:"egress,omitzero"`
+	User          *User         `json:"user,omitzero"`
+	Auth          *Auth         `json:"auth,omitzero"`
 
 	Type          string           `json:"type"`
 	Channel       string           `json:"channel,omitempty"`
 	UserID        string           `json:"userId,omitempty"`
 	Payload       json.RawMessage  `json:"payload,omitzero"`
-	Message       *MessageV1       `json:"message,omitempty"`
-	ExternalEvent *ExternalEventV1 `json:"externalEvent,omitempty"`
+	Message       *MessageV1       `json:"message,omitzero"`
+	ExternalEvent *ExternalEventV1 `json:"externalEvent,omitzero"`
 	Annotations   []AnnotationV1   `json:"annotations,omitzero"`
 	Candidates    []CandidateV1    `json:"candidates,omitzero"`
 	Errors        []ErrorEntryV1   `json:"errors,omitzero"`
-	QOS           *QOSV1           `json:"qos,omitempty"`
+	QOS           *QOSV1           `json:"qos,omitzero"`
 
 	Extra Extra `json:",embed"`
 }
@@ -93,13 +93,13 @@ type RoutingStep struct {
 	ID          string            `json:"id"`
 	V           string            `json:"v,omitempty"`
 	Status      string            `json:"status"` // PENDING | OK | ERROR | SKIP
-	Attempt     *int              `json:"attempt,omitempty"`
-	MaxAttempts *int              `json:"maxAttempts,omitempty"`
+	Attempt     *int              `json:"attempt,omitzero"`
+	MaxAttempts *int              `json:"maxAttempts,omitzero"`
 	NextTopic   string            `json:"nextTopic,omitempty"`
 	Attributes  map[string]string `json:"attributes,omitzero"`
 	StartedAt   string            `json:"startedAt,omitempty"`
 	EndedAt     string            `json:"endedAt,omitempty"`
-	Error       *RoutingError     `json:"error,omitempty"`
+	Error       *RoutingError     `json:"error,omitzero"`
 	Notes       string            `json:"notes,omitempty"`
 	Extra       Extra             `json:",embed"`
 }
@@ -108,7 +108,7 @@ type RoutingStep struct {
 type RoutingError struct {
 	Code      string `json:"code"`
 	Message   string `json:"message,omitempty"`
-	Retryable *bool  `json:"retryable,omitempty"`
+	Retryable *bool  `json:"retryable,omitzero"`
 	Extra     Extra  `json:",embed"`
 }
 
@@ -142,7 +142,7 @@ type CandidateV1 struct {
 	CreatedAt  string          `json:"createdAt"`
 	Status     string          `json:"status"` // proposed | selected | superseded | rejected
 	Priority   float64         `json:"priority"`
-	Confidence *float64        `json:"confidence,omitempty"`
+	Confidence *float64        `json:"confidence,omitzero"`
 	Text       string          `json:"text,omitempty"`
 	Format     string          `json:"format,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
@@ -156,10 +156,10 @@ type AnnotationV1 struct {
 	Kind       string          `json:"kind"`
 	Source     string          `json:"source"`
 	CreatedAt  string          `json:"createdAt"`
-	Confidence *float64        `json:"confidence,omitempty"`
+	Confidence *float64        `json:"confidence,omitzero"`
 	Label      string          `json:"label,omitempty"`
 	Value      json.RawMessage `json:"value,omitzero"`
-	Score      *float64        `json:"score,omitempty"`
+	Score      *float64        `json:"score,omitzero"`
 	Payload    json.RawMessage `json:"payload,omitzero"`
 	Extra      Extra           `json:",embed"`
 }
@@ -168,7 +168,7 @@ type AnnotationV1 struct {
 type ErrorEntryV1 struct {
 	Source  string `json:"source"`
 	Message string `json:"message"`
-	Fatal   *bool  `json:"fatal,omitempty"`
+	Fatal   *bool  `json:"fatal,omitzero"`
 	At      string `json:"at"`
 	Extra   Extra  `json:",embed"`
 }
@@ -176,6 +176,6 @@ type ErrorEntryV1 struct {
 // QOSV1 carries quality-of-service hints.
 type QOSV1 struct {
 	// TTL is the event's time to live in seconds.
-	TTL   *float64 `json:"ttl,omitempty"`
+	TTL   *float64 `json:"ttl,omitzero"`
 	Extra Extra    `json:",embed"`
 }

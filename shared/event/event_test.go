@@ -199,8 +199,75 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode a decoded event: %v", err)
 		}
+		if hand, _ := e.MarshalJSON(); !bytes.Equal(hand, codecEncoding(t, e)) {
+			t.Fatalf("hand encoder differs from the codec\nhand:  %s\ncodec: %s", hand, codecEncoding(t, e))
+		}
 		if _, err := Decode(out); err != nil {
 			t.Fatalf("decode our own encoding: %v\n%s", err, out)
 		}
 	})
+}
+
+// codecEncoding is what the codec writes for e; the hand-written encoder must match it.
+func codecEncoding(t testing.TB, e *InternalEventV2) []byte {
+	t.Helper()
+	b, err := marshalKeep((*internalEventV2Plain)(e))
+	if err != nil {
+		t.Fatalf("codec encode: %v", err)
+	}
+	return b
+}
+
+func TestHandEncoderMatchesCodec(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	inputs := map[string][]byte{}
+	for _, f := range files {
+		if b := filepath.Base(f); !strings.HasPrefix(b, "finalize_") && !strings.HasPrefix(b, "deadletter") {
+			inputs[b], _ = os.ReadFile(f)
+		}
+	}
+	for name, in := range map[string]string{
+		"escapes and non-ASCII": `{"v":"1","source":"s\"\\\n\t\u0001","correlationId":"é😀\u2028<&>","type":"t","channel":"#x"}`,
+		"invalid UTF-8":         "{\"v\":\"1\",\"source\":\"a\xffb\",\"correlationId\":\"c\",\"type\":\"t\",\"x\xfe\":1}",
+		"empty objects kept":    `{"v":"1","source":"s","correlationId":"c","type":"t","egress":{"destination":""},"qos":{},"user":{"id":""},"payload":{},"routingSlip":[],"candidates":[]}`,
+		"raw with whitespace":   `{"v":"1","source":"s","correlationId":"c","type":"t","externalEvent":{"id":"i","source":"s","kind":"k","version":"1","createdAt":"now","payload" : { "a" : [ 1 , 2 ] } ,"rawPayload":null, "z":{ }, "a" : 1e3 }}`,
+		"extra at the top":      `{"zeta":true,"v":"1","alpha":[1, {"b":2}],"source":"s","correlationId":"c","type":"t","":"empty key"}`,
+	} {
+		inputs[name] = []byte(in)
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			e, err := Decode(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := codecEncoding(t, e); !bytes.Equal(got, want) {
+				t.Errorf("hand encoder differs from the codec\nhand:  %s\ncodec: %s", got, want)
+			}
+			if !jsonEqual(t, got, codecEncoding(t, e)) || !json.Valid(got) {
+				t.Errorf("invalid output %s", got)
+			}
+		})
+	}
+}
+
+// TestRoundTripKeepsEmptyMembers: an empty object or list another service sent comes
+// back out (encoding/json/v2's omitempty would drop `{}`; the pointers are omitzero).
+func TestRoundTripKeepsEmptyMembers(t *testing.T) {
+	in := []byte(`{"v":"1","source":"s","correlationId":"c","type":"t","qos":{},"egress":{"destination":"d","x":{}},"payload":{},"candidates":[],"routingSlip":[{"id":"r","status":"OK","attempt":0,"error":{"code":"E","retryable":false}}]}`)
+	e, err := Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !jsonEqual(t, in, out) {
+		t.Errorf("round trip changed the event\n in: %s\nout: %s", in, out)
+	}
 }

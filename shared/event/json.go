@@ -37,10 +37,9 @@ func (x *InternalEventV2) UnmarshalJSONFrom(d *jsontext.Decoder) error {
 	return decodeFrom(d, (*internalEventV2Plain)(x))
 }
 
-// MarshalJSON implements json.Marshaler, writing unknown members back.
-func (x InternalEventV2) MarshalJSON() ([]byte, error) {
-	return marshalKeep((*internalEventV2Plain)(&x))
-}
+// MarshalJSON implements json.Marshaler, writing unknown members back. It is the
+// hand-written encoder (encode.go): Normalize writes one envelope per notification.
+func (x InternalEventV2) MarshalJSON() ([]byte, error) { return appendEvent(make([]byte, 0, 1024), &x) }
 
 // MarshalJSONTo is the streaming form of MarshalJSON.
 func (x *InternalEventV2) MarshalJSONTo(e *jsontext.Encoder) error {

@@ -38,7 +38,7 @@ type FinalizeMessage struct {
 	Destination       string         `json:"destination"`
 	DeliveredAt       string         `json:"deliveredAt"`
 	Status            string         `json:"status"`
-	Error             *ErrorInfo     `json:"error,omitempty"`
+	Error             *ErrorInfo     `json:"error,omitzero"`
 	ProviderMessageID string         `json:"providerMessageId,omitempty"`
 	Candidates        []CandidateV1  `json:"candidates,omitzero"`
 	Annotations       []AnnotationV1 `json:"annotations,omitzero"`
@@ -53,7 +53,7 @@ type PartOutcome struct {
 	Index             int        `json:"index"`
 	Status            string     `json:"status"`
 	ProviderMessageID string     `json:"providerMessageId,omitempty"`
-	Error             *ErrorInfo `json:"error,omitempty"`
+	Error             *ErrorInfo `json:"error,omitzero"`
 }
 
 // FinalizeAttributes are the Pub/Sub attributes of a finalize message.
