@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -16,9 +16,16 @@ import (
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/connector/metrics"
 	"github.com/bitbrat/twitch-edge/connector/relay"
+	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
+
+// CodeUnknownChannel: a TWITCH_CHANNELS login Twitch does not know.
+const CodeUnknownChannel = "UNKNOWN_CHANNEL"
+
+// preloadTimeout bounds reading the recently forwarded ids at take-over.
+const preloadTimeout = 5 * time.Second
 
 // leaseKey is the claim that makes one connector instance the session holder.
 const leaseKey = "eventsub-lease"
@@ -44,6 +51,8 @@ type Deps struct {
 	Log       *slog.Logger
 	// HTTPClient dials the WebSocket (nil: default).
 	HTTPClient *http.Client
+	// Startup runs the start-up calls (nil: a new one logging to Log).
+	Startup *Startup
 }
 
 // App is the connector: lease, EventSub session, relay, health endpoints.
@@ -61,15 +70,26 @@ type App struct {
 	lease  Lease
 	specs  []eventsub.Spec
 
-	mu       sync.Mutex
-	session  *eventsub.Session
-	holding  bool
-	listener net.Listener
+	handler http.Handler
+
+	mu      sync.Mutex
+	session *eventsub.Session
+	holding bool
+	// standbyWhy says why this instance does not hold the session.
+	standbyWhy string
 }
 
 // NewApp resolves the channels and builds the parts. It does not connect yet.
 func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
-	ids, err := resolveChannels(ctx, d.Users, cfg.Twitch.Channels)
+	if d.Startup == nil {
+		d.Startup = NewStartup(d.Log)
+	}
+	var ids []string
+	err := d.Startup.Do(ctx, "the channels' user ids (Helix users)", cfg.Twitch.APIBaseURL, func(ctx context.Context) error {
+		var err error
+		ids, err = resolveChannels(ctx, d.Users, cfg.Twitch.Channels)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +107,10 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
 	a.relay = relay.New(d.Publisher, relay.Options{
-		Topic: cfg.Topics.Raw, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log, Registry: reg,
+		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
+		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
+	a.handler = a.Handler()
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
 		"subscriptions", len(a.specs), "topic", cfg.Topics.Raw, "instance", cfg.InstanceID)
 	return a, nil
@@ -121,7 +143,7 @@ func resolveChannels(ctx context.Context, users UserResolver, channels []string)
 	for _, l := range logins {
 		id, ok := byLogin[l]
 		if !ok {
-			return nil, fmt.Errorf("TWITCH_CHANNELS: no Twitch user with login %q", l)
+			return nil, fault.New(fault.Invalid, CodeUnknownChannel, "TWITCH_CHANNELS: no Twitch user with login %q", l)
 		}
 		ids = append(ids, id)
 	}
@@ -152,19 +174,30 @@ func (a *App) Handler() http.Handler {
 // Ready reports readiness and why.
 func (a *App) Ready() (bool, string) {
 	a.mu.Lock()
-	s, holding := a.session, a.holding
+	s, holding, why := a.session, a.holding, a.standbyWhy
 	a.mu.Unlock()
 	if !holding || s == nil {
-		return false, "standby: another instance holds the EventSub session"
+		if why == "" {
+			why = "another instance holds the EventSub session"
+		}
+		return false, "standby: " + why
 	}
 	st := s.Status()
+	b := a.relay.Backlog()
+	backlog := ""
+	if b.Frames > 0 || b.SpillPending > 0 || b.Spilled > 0 {
+		backlog = fmt.Sprintf("; backlog %d frames (%d bytes) in memory, %d on their way to the spill, %d spilled",
+			b.Frames, b.Bytes, b.SpillPending, b.Spilled)
+	}
 	switch {
 	case !st.Connected:
-		return false, "not connected"
+		return false, "not connected" + backlog
 	case !st.Ready:
-		return false, "connected, subscriptions not all enabled"
+		return false, "connected, subscriptions not all enabled" + backlog
+	case b.NearLimit:
+		return false, "relay backlog near its limit (Pub/Sub and Firestore behind)" + backlog
 	}
-	return true, "ready: session " + st.SessionID
+	return true, "ready: session " + st.SessionID + backlog
 }
 
 // Status is the current session's status (zero when standing by).
@@ -187,29 +220,54 @@ func (a *App) Metrics() *eventsub.Metrics { return a.ms }
 // Run holds the session while this instance holds the lease, until ctx ends; then it
 // flushes the relay within the shutdown grace and releases the lease.
 func (a *App) Run(ctx context.Context) error {
-	defer a.shutdown()
+	// One shutdown deadline, counted from the moment ctx ends (SIGTERM): the session's
+	// own wind-down spends from the same grace period as the flush.
+	var stopAt atomic.Int64
+	unwatch := context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })
+	defer func() {
+		unwatch()
+		from := time.Now()
+		if at := stopAt.Load(); at != 0 {
+			from = time.Unix(0, at)
+		}
+		a.shutdown(from.Add(a.cfg.ShutdownGrace))
+	}()
 	for ctx.Err() == nil {
-		if err := a.waitForLease(ctx); err != nil {
+		acquired, err := a.waitForLease(ctx)
+		if err != nil {
 			break
 		}
-		a.holdSession(ctx)
+		a.holdSession(ctx, acquired)
 	}
 	return nil
 }
 
-func (a *App) waitForLease(ctx context.Context) error {
-	for {
-		c, err := a.lease.Acquire(ctx, leaseKey, a.cfg.InstanceID, a.cfg.LeaseTTL)
+// waitForLease returns once this instance holds the lease, with the time the call
+// that took it began (the lease runs from no earlier).
+func (a *App) waitForLease(ctx context.Context) (time.Time, error) {
+	for attempt := 1; ; attempt++ {
+		// Bounded like a renewal: a hanging Firestore must not hang the standby.
+		began := time.Now()
+		actx, cancel := context.WithTimeout(ctx, a.cfg.LeaseTTL/3)
+		c, err := a.lease.Acquire(actx, leaseKey, a.cfg.InstanceID, a.cfg.LeaseTTL)
+		cancel()
 		if err == nil && c.State == store.Acquired {
+			a.setStandby("")
 			a.log.Info("connector: lease acquired, holding the EventSub session", "instance", a.cfg.InstanceID, "attempt", c.Attempts)
-			return nil
+			return began, nil
+		}
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
 		}
 		// Standbys look often: after a clean hand-off (the holder released the lease)
 		// the gap without a session is at most this.
 		wait := min(a.cfg.LeaseTTL/3, 2*time.Second)
 		if err != nil {
-			a.log.Warn("connector: lease check failed", "error", err.Error())
+			a.setStandby("lease check failed: " + err.Error())
+			a.log.Warn("connector: waiting for the lease: check failed", "host", firestoreHost(a.cfg), "attempt", attempt,
+				"error", err.Error())
 		} else {
+			a.setStandby("another instance holds the EventSub session (" + c.Owner + ")")
 			a.log.Info("connector: standing by, lease held by another instance", "holder", c.Owner,
 				"until", c.LeaseUntil.Format(time.RFC3339))
 			if d := time.Until(c.LeaseUntil); d > 0 && d < wait {
@@ -218,17 +276,31 @@ func (a *App) waitForLease(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return time.Time{}, ctx.Err()
 		case <-time.After(wait):
 		}
 	}
 }
 
+func (a *App) setStandby(why string) {
+	a.mu.Lock()
+	a.standbyWhy = why
+	a.mu.Unlock()
+}
+
 // holdSession runs one session for as long as the lease is renewed.
-func (a *App) holdSession(ctx context.Context) {
+func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Renewal runs from the moment the lease is held: the preload below may be slow
+	// (or Firestore may hang), and fencing must not wait for it.
+	renewed := make(chan struct{})
+	go func() { defer close(renewed); a.renewLease(sctx, cancel, acquired) }()
+	defer func() { cancel(); <-renewed }()
 	a.preloadWindow(sctx)
+	if sctx.Err() != nil {
+		return
+	}
 	s := eventsub.New(eventsub.Options{
 		URL: a.cfg.Twitch.EventSubWSURL, Specs: a.specs, Helix: a.deps.Helix, Sink: a.relay,
 		State: stateAdapter{a.state}, Window: a.window, Log: a.log, Metrics: a.ms,
@@ -242,35 +314,47 @@ func (a *App) holdSession(ctx context.Context) {
 		a.holding = false
 		a.mu.Unlock()
 	}()
-	go a.renewLease(sctx, cancel)
 	_ = s.Run(sctx)
 }
 
-// renewLease renews every third of the TTL; losing it stops the session at once, so
-// two instances never hold sessions together for long.
-func (a *App) renewLease(ctx context.Context, lost context.CancelFunc) {
-	t := time.NewTicker(a.cfg.LeaseTTL / 3)
+// renewLease renews every third of the TTL, each call bounded so that it ends before
+// two thirds of the TTL have passed since the last renewal began. Without a renewal by
+// then the session is dropped at once (fencing): the lease is still ours for the last
+// third, so two instances never hold sessions together. acquired is when the call
+// that took the lease began.
+func (a *App) renewLease(ctx context.Context, lost context.CancelFunc, acquired time.Time) {
+	ttl := a.cfg.LeaseTTL
+	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
-	lastOK := time.Now()
+	lastOK := acquired // when the last successful call began: the lease runs from no earlier
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		c, err := a.lease.Acquire(ctx, leaseKey, a.cfg.InstanceID, a.cfg.LeaseTTL)
+		began := time.Now()
+		fence := lastOK.Add(ttl * 2 / 3)
+		deadline := began.Add(ttl / 3)
+		if fence.Before(deadline) {
+			deadline = fence
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		c, err := a.lease.Acquire(rctx, leaseKey, a.cfg.InstanceID, ttl)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			// Without a renewal the lease runs out and a standby may take over: stop
 			// holding the session before that can happen (fencing), not after.
-			if time.Since(lastOK) > a.cfg.LeaseTTL*2/3 {
-				a.log.Error("connector: lease could not be renewed in time, dropping the session", "error", err.Error())
+			if !time.Now().Before(fence) {
+				a.log.Error("connector: lease could not be renewed in time, dropping the session", "host", firestoreHost(a.cfg),
+					"leaseExpiresIn", time.Until(lastOK.Add(ttl)).Round(time.Millisecond).String(), "error", err.Error())
 				lost()
 				return
 			}
-			a.log.Warn("connector: lease renewal failed; will retry", "error", err.Error())
+			a.log.Warn("connector: lease renewal failed; will retry", "host", firestoreHost(a.cfg), "error", err.Error())
 			continue
 		}
 		if c.State != store.Acquired {
@@ -278,13 +362,17 @@ func (a *App) renewLease(ctx context.Context, lost context.CancelFunc) {
 			lost()
 			return
 		}
-		lastOK = time.Now()
+		lastOK = began
 	}
 }
 
 // preloadWindow remembers the ids forwarded in the last ten minutes (by this or a
 // previous instance), so a restart does not forward a redelivery again.
 func (a *App) preloadWindow(ctx context.Context) {
+	// Bounded: without the preload a restart may forward a redelivery once more, which
+	// Normalize's ledger catches; without a session, Twitch's traffic is lost.
+	ctx, cancel := context.WithTimeout(ctx, preloadTimeout)
+	defer cancel()
 	ids, ats, err := a.ledger.Recent(ctx, time.Now().Add(-eventsub.MaxMessageAge))
 	if err != nil {
 		a.log.Warn("connector: could not load recently forwarded ids", "error", err.Error())
@@ -298,24 +386,31 @@ func (a *App) preloadWindow(ctx context.Context) {
 	}
 }
 
-// shutdown runs after the session has stopped reading. The lease goes first, so that
-// a standby can take over while this instance flushes what it already read; then the
-// relay gets what is left of the grace period, and the ledger the rest.
-func (a *App) shutdown() {
-	deadline := time.Now().Add(a.cfg.ShutdownGrace)
-	lctx, lcancel := context.WithTimeout(context.Background(), min(2*time.Second, a.cfg.ShutdownGrace/4))
-	if err := a.lease.Release(lctx, leaseKey, a.cfg.InstanceID); err != nil {
-		a.log.Warn("connector: release lease", "error", err.Error())
-	}
-	lcancel()
-	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(-time.Second))
+// shutdown runs after the session has stopped reading, against one deadline. The
+// relay goes first and gets most of it: what it publishes is what Twitch will not send
+// again. Then the lease is released (a standby takes over at once rather than at the
+// lease's expiry), and the ledger gets what is left.
+func (a *App) shutdown(deadline time.Time) {
+	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve))
 	if err := a.relay.Close(rctx); err != nil {
 		a.log.Error("connector: shutdown", "error", err.Error())
 	}
 	rcancel()
-	a.ledger.Close()
-	a.log.Info("connector: stopped", "published", a.relay.Published())
+	lctx, lcancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve/3))
+	if err := a.lease.Release(lctx, leaseKey, a.cfg.InstanceID); err != nil {
+		a.log.Warn("connector: release lease", "host", firestoreHost(a.cfg), "error", err.Error())
+	}
+	lcancel()
+	dctx, dcancel := context.WithDeadline(context.Background(), deadline)
+	a.ledger.Close(dctx)
+	dcancel()
+	a.log.Info("connector: stopped", "published", a.relay.Published(),
+		"overDeadline", max(0, time.Since(deadline)).Round(time.Millisecond).String())
 }
+
+// shutdownReserve is the part of the shutdown grace kept for the lease release and the
+// ledger after the relay's flush.
+const shutdownReserve = 1500 * time.Millisecond
 
 // stateAdapter records session state in Firestore.
 type stateAdapter struct{ s *store.ConnectorState }

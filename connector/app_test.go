@@ -73,8 +73,10 @@ type harness struct {
 	project string
 	// pubsubHost is the Pub/Sub emulator the harness's client talks to.
 	pubsubHost string
-	logs       *syncBuffer
-	apps       []*runningApp
+	// firestoreHost is the Firestore emulator the harness's client talks to.
+	firestoreHost string
+	logs          *syncBuffer
+	apps          []*runningApp
 }
 
 type runningApp struct {
@@ -98,12 +100,19 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func newHarness(t *testing.T, o twitchtest.Options) *harness {
 	t.Helper()
-	return newHarnessOn(t, o, emulators.Host(emulators.PubSub))
+	return newHarnessOn(t, o, "", "")
 }
 
-// newHarnessOn is newHarness on the Pub/Sub emulator at pubsubHost.
-func newHarnessOn(t *testing.T, o twitchtest.Options, pubsubHost string) *harness {
+// newHarnessOn is newHarness on the Pub/Sub and Firestore emulators at the hosts
+// given ("": the package's shared one).
+func newHarnessOn(t *testing.T, o twitchtest.Options, pubsubHost, firestoreHost string) *harness {
 	t.Helper()
+	if pubsubHost == "" {
+		pubsubHost = emulators.Host(emulators.PubSub)
+	}
+	if firestoreHost == "" {
+		firestoreHost = emulators.Host(emulators.Firestore)
+	}
 	if o.ReconnectGrace == 0 {
 		o.ReconnectGrace = 3 * time.Second
 	}
@@ -119,11 +128,12 @@ func newHarnessOn(t *testing.T, o twitchtest.Options, pubsubHost string) *harnes
 	tw.AddToken(twitchtest.Token{AccessToken: botToken, UserID: botID,
 		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
 	ctx := context.Background()
-	h := &harness{t: t, tw: tw, project: emulators.ProjectID(t), pubsubHost: pubsubHost, logs: &syncBuffer{}}
+	h := &harness{t: t, tw: tw, project: emulators.ProjectID(t), pubsubHost: pubsubHost,
+		firestoreHost: firestoreHost, logs: &syncBuffer{}}
 	if h.ps, err = bus.NewClient(ctx, h.project, bus.WithEmulator(h.pubsubHost)); err != nil {
 		t.Fatal(err)
 	}
-	if h.fs, err = store.NewClient(ctx, h.project, "", store.WithEmulator(emulators.Host(emulators.Firestore))); err != nil {
+	if h.fs, err = store.NewClient(ctx, h.project, "", store.WithEmulator(h.firestoreHost)); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.EnsureTopics(ctx, h.ps, "twitch.eventsub.raw.v1"); err != nil {
@@ -168,9 +178,10 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 			EventSubWSURL:            h.tw.EventSubWSURL() + "?keepalive_timeout_seconds=10",
 			EventSubSubscriptionsURL: h.tw.APIBaseURL() + "/eventsub/subscriptions",
 		},
-		Topics:     config.Topics{Raw: "twitch.eventsub.raw.v1"},
-		InstanceID: id, Buffer: 10_000, LeaseTTL: 3 * time.Second, ShutdownGrace: 5 * time.Second,
-		KeepaliveGrace: time.Second,
+		Topics: config.Topics{Raw: "twitch.eventsub.raw.v1"},
+		// LeaseTTL leaves a loaded emulator room: each renewal is bounded by TTL/3.
+		InstanceID: id, Buffer: 10_000, LeaseTTL: 6 * time.Second, ShutdownGrace: 5 * time.Second,
+		KeepaliveGrace: time.Second, PubSubEmulator: h.pubsubHost, FirestoreEmulator: h.firestoreHost,
 	}
 	for _, m := range mutate {
 		m(&cfg)

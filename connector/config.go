@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +30,9 @@ type Config struct {
 	Addr string
 	// Buffer is the relay's capacity in notifications (CONNECTOR_BUFFER, 10,000).
 	Buffer int
+	// BufferBytes bounds the notifications held in memory for publishing; past it
+	// they are spilled to Firestore (CONNECTOR_BUFFER_BYTES, 64 MiB).
+	BufferBytes int64
 	// LeaseTTL bounds how long a dead instance keeps others from taking over
 	// (CONNECTOR_LEASE_TTL, 30 s).
 	LeaseTTL time.Duration
@@ -36,6 +42,9 @@ type Config struct {
 	// KeepaliveGrace is added to Twitch's keepalive timeout before the socket is
 	// declared dead (EVENTSUB_KEEPALIVE_GRACE, 1 s).
 	KeepaliveGrace time.Duration
+	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
+	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
+	PubSubEmulator, FirestoreEmulator string
 }
 
 // ReadConfig reads the connector's configuration.
@@ -58,11 +67,38 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	// Cloud Run needs every interface (HOST empty); local runs bind loopback.
 	c.Addr = r.String("HOST", "") + ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
 	c.Buffer = r.Int("CONNECTOR_BUFFER", 10_000, 10, 10_000_000)
+	c.BufferBytes = int64(r.Int("CONNECTOR_BUFFER_BYTES", 64<<20, 64<<10, 1<<34))
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
-	if len(c.Twitch.Channels) == 0 {
-		r.Required("TWITCH_CHANNELS")
+	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
+	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
+	if err := checkChannels(c.Twitch.Channels); err != nil {
+		r.Invalid("TWITCH_CHANNELS", err)
 	}
 	return c, r.Err()
+}
+
+// loginSyntax is what Twitch allows in a login: lower-case letters, digits and
+// underscores, at most 25 (a few old accounts are shorter than today's minimum of 4).
+var loginSyntax = regexp.MustCompile(`^[a-z0-9_]{1,25}$`)
+
+// checkChannels validates TWITCH_CHANNELS at start, before Helix is asked: at least
+// one channel, each a login (optionally with '#') or a numeric user id, none twice.
+func checkChannels(channels []string) error {
+	if len(channels) == 0 {
+		return errors.New("no channel given: list logins or user ids, comma-separated (e.g. bitbrat_demo,cooler_user)")
+	}
+	seen := make(map[string]bool, len(channels))
+	for _, ch := range channels {
+		name := strings.ToLower(strings.TrimPrefix(ch, "#"))
+		if !loginSyntax.MatchString(name) {
+			return fmt.Errorf("%q is not a Twitch login (letters, digits and _, at most 25) nor a user id", ch)
+		}
+		if seen[name] {
+			return fmt.Errorf("%q is listed twice", ch)
+		}
+		seen[name] = true
+	}
+	return nil
 }

@@ -353,7 +353,7 @@ func TestPubSubOutageLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Stop()
-	h := newHarnessOn(t, twitchtest.Options{}, e.Host)
+	h := newHarnessOn(t, twitchtest.Options{}, e.Host, "")
 	a := h.start("a")
 	h.waitReady(a, 10*time.Second)
 

@@ -16,7 +16,7 @@ import (
 // Run connects and keeps reconnecting until ctx is cancelled. It returns ctx's error.
 func (s *Session) Run(ctx context.Context) error {
 	writerDone := make(chan struct{})
-	go s.writeRecords(writerDone)
+	go s.writeRecords(ctx, writerDone)
 	defer func() {
 		s.work.Wait()
 		close(s.records)

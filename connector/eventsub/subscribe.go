@@ -241,15 +241,31 @@ func (s *Session) enqueueRecord(w func(context.Context) error) {
 	}
 }
 
-// writeRecords writes state changes in order until records is closed.
-func (s *Session) writeRecords(done chan<- struct{}) {
+// writeRecords writes state changes in order until records is closed. When ctx ends
+// (the session stops) what is still queued is abandoned, and a write in flight is cut
+// short: the records are for operators and the next instance, and must not hold up a
+// shutdown that has seconds to flush the relay and release the lease.
+func (s *Session) writeRecords(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	abandoned := 0
 	for w := range s.records {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w(ctx); err != nil {
+		if ctx.Err() != nil {
+			abandoned++
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := w(wctx)
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			abandoned++
+		default:
 			s.o.Log.Warn("eventsub: record connector state", "error", err.Error())
 		}
-		cancel()
+	}
+	if abandoned > 0 {
+		s.o.Log.Warn("eventsub: session stopped with state records unwritten; abandoned", "records", abandoned)
 	}
 }
 

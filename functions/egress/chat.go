@@ -22,6 +22,7 @@ import (
 type ChatAPI interface {
 	SendChatMessage(ctx context.Context, broadcasterID, senderID, message, replyParentID string) (*twitch.ChatMessageResult, error)
 	GetUsers(ctx context.Context, logins, ids []string) ([]twitch.User, error)
+	GetModeratedChannels(ctx context.Context, userID string) ([]twitch.ModeratedChannel, error)
 }
 
 // ChatConfig are the chat service's dependencies and settings.
@@ -51,6 +52,20 @@ type ChatConfig struct {
 	MaxParts int
 	// HelixTimeout bounds each Helix call. Default DefaultHelixTimeout.
 	HelixTimeout time.Duration
+	// Budgets holds each channel's chat budget across instances
+	// (*store.SendBudgets). Required.
+	Budgets SendBudgets
+	// MaxWait is the longest a send waits for its channel's budget; beyond it the
+	// message is retried later. Default DefaultChatMaxWait.
+	MaxWait time.Duration
+	// TierTTL is how long the channels the bot moderates are cached. Default
+	// DefaultTierTTL.
+	TierTTL time.Duration
+	// Sleep waits for d or until ctx ends. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Channels is the allowlist: channel logins or broadcaster ids the bot may post
+	// in. Empty allows every channel (only when nothing is configured).
+	Channels []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -60,8 +75,14 @@ type ChatConfig struct {
 // ChatService is the EgressChat function's logic.
 type ChatService struct {
 	core
-	helix    ChatAPI
-	maxParts int
+	helix       ChatAPI
+	maxParts    int
+	budgets     SendBudgets
+	chatMaxWait time.Duration
+	tierTTL     time.Duration
+	sleep       func(ctx context.Context, d time.Duration) error
+	tiers       tiers
+	channels    channelSet
 }
 
 // NewChatService checks cfg and returns the service.
@@ -78,13 +99,21 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	if cfg.Topics.Whisper == "" {
 		problems = append(problems, errors.New("Topics.Whisper is required"))
 	}
+	if cfg.Budgets == nil {
+		problems = append(problems, errors.New("Budgets is required"))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress chat: %w", err)
 	}
 	if cfg.MaxParts <= 0 {
 		cfg.MaxParts = DefaultMaxParts
 	}
-	return &ChatService{core: c, helix: cfg.Helix, maxParts: cfg.MaxParts}, nil
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	return &ChatService{core: c, helix: cfg.Helix, maxParts: cfg.MaxParts, budgets: cfg.Budgets,
+		chatMaxWait: cmp.Or(cfg.MaxWait, DefaultChatMaxWait), tierTTL: cmp.Or(cfg.TierTTL, DefaultTierTTL),
+		sleep: cfg.Sleep, channels: newChannelSet(cfg.Channels)}, nil
 }
 
 func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics, botID, owner string,
@@ -146,12 +175,15 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeNoChannel, "chat egress event needs a channel like #login, got %q", env.e.Channel))
 	}
+	if err := s.checkChannel(ctx, env, login); err != nil {
+		return err
+	}
 	sel, ok := SelectText(env.e)
 	if !ok {
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeNoText, "no candidate text, payload.text or payload.chat.text to send"))
 	}
-	parts, truncated := SplitText(sel.Text, ChatMaxChars, s.maxParts)
+	parts, truncated := chatParts(sel.Text, s.maxParts)
 
 	owner := s.attemptOwner()
 	results := make([]outcome, 0, len(parts))
@@ -218,6 +250,12 @@ func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (outcome, error
 		if err != nil {
 			return s.partRefused(ctx, key, p, err)
 		}
+	}
+	if err := s.takeChatSlot(ctx, p.broadcasterID); err != nil {
+		s.release(ctx, key, p.owner)
+		s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", p.index, "error", err.Error(),
+			"code", fault.CodeOf(err, "UNKNOWN"), "retryAfter", fault.RetryAfter(err, s.now()).String())
+		return outcome{}, err
 	}
 	if err := s.markSending(ctx, key, p.owner); err != nil {
 		return outcome{}, err

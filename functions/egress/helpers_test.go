@@ -32,11 +32,12 @@ func TestMain(m *testing.M) {
 
 // The real types satisfy the interfaces this package declares.
 var (
-	_ ChatAPI    = (*twitch.Client)(nil)
-	_ WhisperAPI = (*twitch.Client)(nil)
-	_ Publisher  = (*bus.Publisher)(nil)
-	_ Claims     = (*store.Claims)(nil)
-	_ Recipients = (*store.WhisperRecipients)(nil)
+	_ ChatAPI     = (*twitch.Client)(nil)
+	_ WhisperAPI  = (*twitch.Client)(nil)
+	_ Publisher   = (*bus.Publisher)(nil)
+	_ Claims      = (*store.Claims)(nil)
+	_ Recipients  = (*store.WhisperRecipients)(nil)
+	_ SendBudgets = (*store.SendBudgets)(nil)
 )
 
 // Identities registered in every fixture.
@@ -49,7 +50,7 @@ const (
 	egressTopic   = "internal.egress.v1"
 )
 
-var botScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:write:chat"}
+var botScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:write:chat", "user:read:moderated_channels"}
 
 // fakeClock is a settable clock shared by the services, the store and the fake Twitch.
 type fakeClock struct {
@@ -124,6 +125,7 @@ func (p *recordingPublisher) oneFinalize(t *testing.T) event.FinalizeMessage {
 }
 
 type fixture struct {
+	project string // the emulators' project; another client on it is another instance
 	fake    *twitchtest.Server
 	clock   *fakeClock
 	fs      *firestore.Client
@@ -133,6 +135,8 @@ type fixture struct {
 	chat    *ChatService
 	whisper *WhisperService
 	sleeps  []time.Duration
+	// sleep records a wait and advances the clock by it, instead of spending it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // newFixture starts a fake Twitch with a broadcaster, the bot and a viewer, stores the
@@ -152,7 +156,8 @@ func newFixture(t *testing.T) *fixture {
 	fake.AddToken(twitchtest.Token{AccessToken: botAccess, RefreshToken: botRefresh, UserID: botID, Scopes: botScopes})
 
 	ctx := context.Background()
-	fs, err := store.NewClient(ctx, emulators.ProjectID(t), "", store.WithEmulator(emulators.Host(emulators.Firestore)))
+	project := emulators.ProjectID(t)
+	fs, err := store.NewClient(ctx, project, "", store.WithEmulator(emulators.Host(emulators.Firestore)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,25 +186,25 @@ func newFixture(t *testing.T) *fixture {
 	helix := twitch.NewClient(twitch.Options{APIBaseURL: fake.APIBaseURL(), AuthBaseURL: fake.AuthBaseURL(),
 		ClientID: fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Logger: log, Now: clock.Now})
 
-	f := &fixture{fake: fake, clock: clock, fs: fs, pub: &recordingPublisher{}, helix: helix,
+	f := &fixture{project: project, fake: fake, clock: clock, fs: fs, pub: &recordingPublisher{}, helix: helix,
 		claims: store.NewClaims(fs, store.CollectionDeliveries, 7*24*time.Hour, clock.Now)}
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
+	var sleepMu sync.Mutex
+	f.sleep = func(_ context.Context, d time.Duration) error {
+		sleepMu.Lock()
+		f.sleeps = append(f.sleeps, d)
+		sleepMu.Unlock()
+		clock.Advance(d)
+		return nil
+	}
 	f.chat, err = NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics,
-		BotUserID: botID, Owner: "test", Now: clock.Now, Log: log})
+		Budgets: store.NewSendBudgets(fs), BotUserID: botID, Owner: "test", Now: clock.Now, Log: log, Sleep: f.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sleepMu sync.Mutex
 	f.whisper, err = NewWhisperService(WhisperConfig{Helix: helix, Pub: f.pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(fs), Topics: topics, BotUserID: botID, Owner: "test",
-		Now: clock.Now, Log: log,
-		Sleep: func(_ context.Context, d time.Duration) error {
-			sleepMu.Lock()
-			f.sleeps = append(f.sleeps, d)
-			sleepMu.Unlock()
-			clock.Advance(d)
-			return nil
-		}})
+		Recipients: store.NewWhisperRecipients(fs), Budgets: store.NewSendBudgets(fs), Topics: topics, BotUserID: botID, Owner: "test",
+		Now: clock.Now, Log: log, Sleep: f.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}

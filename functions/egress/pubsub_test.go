@@ -37,12 +37,13 @@ func TestThroughPubSub(t *testing.T) {
 	}
 	pub := bus.NewPublisher(ps, &bus.FunctionPublishSettings)
 	t.Cleanup(pub.Close)
-	chat, err := NewChatService(ChatConfig{Helix: f.helix, Pub: pub, Claims: f.claims, Topics: topics, BotUserID: botID, Now: f.clock.Now})
+	chat, err := NewChatService(ChatConfig{Helix: f.helix, Pub: pub, Claims: f.claims, Topics: topics, BotUserID: botID, Now: f.clock.Now,
+		Budgets: store.NewSendBudgets(f.fs)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	whisper, err := NewWhisperService(WhisperConfig{Helix: f.helix, Pub: pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(f.fs), Topics: topics, BotUserID: botID, Now: f.clock.Now})
+		Recipients: store.NewWhisperRecipients(f.fs), Budgets: store.NewSendBudgets(f.fs), Topics: topics, BotUserID: botID, Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,13 +79,13 @@ func (f *fixture) services(t *testing.T, rt http.RoundTripper) (*ChatService, *W
 		ClientID: f.fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Now: f.clock.Now})
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
 	log := slog.New(slog.DiscardHandler)
-	chat, err := NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics,
+	chat, err := NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics, Budgets: store.NewSendBudgets(f.fs),
 		BotUserID: botID, Owner: "i1", Lease: 3 * time.Minute, Now: f.clock.Now, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	whisper, err := NewWhisperService(WhisperConfig{Helix: helix, Pub: f.pub, Claims: f.claims,
-		Recipients: store.NewWhisperRecipients(f.fs), Topics: topics, BotUserID: botID, Owner: "i1",
+		Recipients: store.NewWhisperRecipients(f.fs), Budgets: store.NewSendBudgets(f.fs), Topics: topics, BotUserID: botID, Owner: "i1",
 		Lease: 3 * time.Minute, Now: f.clock.Now, Log: log,
 		Sleep: func(context.Context, time.Duration) error { return nil }})
 	if err != nil {

@@ -50,10 +50,9 @@ type WhisperConfig struct {
 	// MaxAge: an event published longer ago than this, or past its timeoutAt, is not
 	// delivered late: FAILED (EXPIRED) and dead-lettered. Default DefaultMaxAge.
 	MaxAge time.Duration
-	// Limiter enforces the per-second and per-minute limits in this process. Default
-	// NewLimiter(WhispersPerSecond, WhispersPerMinute). The function must run with at
-	// most one instance for it to hold.
-	Limiter *Limiter
+	// Budgets holds the per-second and per-minute limits across instances
+	// (*store.SendBudgets). Required.
+	Budgets SendBudgets
 	// RecipientCap is the number of distinct users the bot may whisper per day.
 	// Default DefaultRecipientCap (Twitch's 40).
 	RecipientCap int
@@ -66,6 +65,11 @@ type WhisperConfig struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// HelixTimeout bounds each Helix call. Default DefaultHelixTimeout.
 	HelixTimeout time.Duration
+	// SeenWithin, when positive, limits whispers to users seen on
+	// internal.ingress.v1 within it (Seen is then required). Default 0: off.
+	SeenWithin time.Duration
+	// Seen answers whether a user was seen (*store.SeenUsers).
+	Seen Seen
 	// Now is the clock (limits, admissions, deliveredAt). Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -77,7 +81,9 @@ type WhisperService struct {
 	core
 	helix      WhisperAPI
 	recipients Recipients
-	limiter    *Limiter
+	budgets    SendBudgets
+	seen       Seen
+	seenWithin time.Duration
 	cap        int
 	maxWait    time.Duration
 	sleep      func(ctx context.Context, d time.Duration) error
@@ -97,11 +103,14 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if cfg.Recipients == nil {
 		problems = append(problems, errors.New("Recipients is required"))
 	}
+	if cfg.Budgets == nil {
+		problems = append(problems, errors.New("Budgets is required"))
+	}
+	if cfg.SeenWithin > 0 && cfg.Seen == nil {
+		problems = append(problems, errors.New("Seen is required with SeenWithin"))
+	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress whisper: %w", err)
-	}
-	if cfg.Limiter == nil {
-		cfg.Limiter = NewLimiter(WhispersPerSecond, WhispersPerMinute)
 	}
 	if cfg.RecipientCap <= 0 {
 		cfg.RecipientCap = DefaultRecipientCap
@@ -112,7 +121,7 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, limiter: cfg.Limiter,
+	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, budgets: cfg.Budgets, seen: cfg.Seen, seenWithin: cfg.SeenWithin,
 		cap: cfg.RecipientCap, maxWait: cfg.MaxWait, sleep: cfg.Sleep}, nil
 }
 
@@ -135,6 +144,9 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	case to == s.botID:
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeWhisperToSelf, "the bot cannot whisper itself"))
+	}
+	if err := s.checkRecipient(ctx, env, to); err != nil {
+		return err
 	}
 	sel, ok := SelectText(env.e)
 	if !ok {
@@ -230,28 +242,6 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to
 	s.log.InfoContext(ctx, s.name+": whisper sent", "to", to, "chars", CharCount(msg), "truncated", cut,
 		"firstTimeRecipient", adm.FirstTime)
 	return o, nil
-}
-
-// takeSlot reserves a send slot in the per-second and per-minute budgets, waiting at
-// most maxWait for one; beyond that it returns a RateLimited error with the time the
-// next slot frees, so that Pub/Sub retries the message later instead of the handler
-// holding it.
-func (s *WhisperService) takeSlot(ctx context.Context) error {
-	for try := 0; ; try++ {
-		ok, at := s.limiter.Reserve(s.now())
-		if ok {
-			return nil
-		}
-		wait := at.Sub(s.now())
-		if wait > s.maxWait || try >= 2 {
-			return &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
-				Message: fmt.Sprintf("whisper budget (%d/s, %d/min) spent until %s", s.limiter.perSecond, s.limiter.perMinute,
-					at.UTC().Format(time.RFC3339Nano))}
-		}
-		if err := s.sleep(ctx, wait); err != nil {
-			return fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -1,8 +1,12 @@
 package egress
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"time"
+
+	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/store"
 )
 
 // Twitch's whisper send limits for one sender.
@@ -11,53 +15,35 @@ const (
 	WhispersPerMinute = 100
 )
 
-// Limiter enforces a sender's whisper rate limits inside one process: at most
-// perSecond sends in any second and perMinute in any minute (sliding windows, as
-// Twitch counts). It holds across instances only because the whisper function is
-// deployed with at most one instance; the daily recipient cap, which must hold across
-// instances and restarts, lives in Firestore instead. Safe for concurrent use. The
-// caller passes the time, so tests drive it with a fake clock.
-type Limiter struct {
-	perSecond, perMinute int
+// whisperWindows are those limits as sliding windows, as Twitch counts them.
+var whisperWindows = []store.Window{{Span: time.Second, Max: WhispersPerSecond}, {Span: time.Minute, Max: WhispersPerMinute}}
 
-	mu sync.Mutex
-	// sent holds the send times of the last minute, oldest first.
-	sent []time.Time
+// SendBudgets holds send rate limits across instances (*store.SendBudgets): Twitch
+// counts per sender, so a limit kept in one process would let two instances (a
+// deploy overlap, a scale-out) together send twice the budget and collect 429s.
+type SendBudgets interface {
+	Reserve(ctx context.Context, key string, now time.Time, windows []store.Window) (ok bool, retryAt time.Time, err error)
 }
 
-// NewLimiter returns a limiter allowing perSecond sends per second and perMinute per
-// minute.
-func NewLimiter(perSecond, perMinute int) *Limiter {
-	return &Limiter{perSecond: max(perSecond, 1), perMinute: max(perMinute, 1), sent: make([]time.Time, 0, perMinute)}
-}
-
-// Reserve takes a send slot at now. When both windows have room it records the send
-// and returns ok; otherwise it records nothing and returns when the next slot frees.
-func (l *Limiter) Reserve(now time.Time) (ok bool, retryAt time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	drop := 0
-	for drop < len(l.sent) && now.Sub(l.sent[drop]) >= time.Minute {
-		drop++
-	}
-	if drop > 0 {
-		l.sent = append(l.sent[:0], l.sent[drop:]...)
-	}
-	inSecond := 0
-	for i := len(l.sent) - 1; i >= 0 && now.Sub(l.sent[i]) < time.Second; i-- {
-		inSecond++
-	}
-	if inSecond >= l.perSecond {
-		retryAt = l.sent[len(l.sent)-l.perSecond].Add(time.Second)
-	}
-	if len(l.sent) >= l.perMinute {
-		if at := l.sent[len(l.sent)-l.perMinute].Add(time.Minute); at.After(retryAt) {
-			retryAt = at
+// takeSlot reserves a send slot in the bot's per-second and per-minute whisper
+// budgets, waiting at most maxWait for one; beyond that it returns a RateLimited error
+// with the time the next slot frees, so that Pub/Sub retries the message later instead
+// of the handler holding it.
+func (s *WhisperService) takeSlot(ctx context.Context) error {
+	for try := 0; ; try++ {
+		ok, at, err := s.budgets.Reserve(ctx, "whisper:"+s.botID, s.now(), whisperWindows)
+		if err != nil || ok {
+			return err
+		}
+		wait := at.Sub(s.now())
+		if wait > s.maxWait || try >= 2 {
+			return &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
+				Message: fmt.Sprintf("whisper budget (%d/s, %d/min) spent until %s", WhispersPerSecond, WhispersPerMinute,
+					at.UTC().Format(time.RFC3339Nano))}
+		}
+		s.log.InfoContext(ctx, s.name+": waiting for a whisper slot", "wait", wait.String())
+		if err := s.sleep(ctx, wait); err != nil {
+			return fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
 		}
 	}
-	if !retryAt.IsZero() {
-		return false, retryAt
-	}
-	l.sent = append(l.sent, now)
-	return true, time.Time{}
 }

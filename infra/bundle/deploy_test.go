@@ -250,9 +250,17 @@ func buildLikeCloudFunctions(t *testing.T, src, out string) string {
 
 	// The builder reads the package name of the .go files at the root and builds
 	// <module>/<name> if such a directory exists, else the module's root package.
-	pkgs, err := parser.ParseDir(token.NewFileSet(), src, nil, parser.PackageClauseOnly)
+	files, err := filepath.Glob(filepath.Join(src, "*.go"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	pkgs := map[string]bool{}
+	for _, f := range files {
+		pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgs[pf.Name.Name] = true
 	}
 	if len(pkgs) != 1 {
 		t.Fatalf("the zip root holds packages %v, want exactly one", pkgs)

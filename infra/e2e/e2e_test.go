@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bitbrat/twitch-edge/infra/collect"
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
@@ -48,7 +49,7 @@ type harness struct {
 	ctl  *faketwitch.Client
 	logs *logBuffer
 
-	ingress, finalize, deadletter *collector
+	ingress, finalize, deadletter *collect.Events
 }
 
 func startStack(t *testing.T) *harness {
@@ -56,13 +57,14 @@ func startStack(t *testing.T) *harness {
 	logs := &logBuffer{}
 	begin := time.Now()
 	st, err := stack.Start(context.Background(), stack.Options{
-		Project:         emulators.ProjectID(t),
-		UseEnvEmulators: true,
-		BinDir:          t.TempDir(),
-		FakeTwitch:      faketwitch.Options{ReconnectGrace: 5 * time.Second},
-		Output:          logs.add,
-		MinBackoff:      500 * time.Millisecond,
-		MaxBackoff:      5 * time.Second,
+		Project:       emulators.ProjectID(t),
+		PubSubHost:    emulators.Host(emulators.PubSub),
+		FirestoreHost: emulators.Host(emulators.Firestore),
+		BinDir:        t.TempDir(),
+		FakeTwitch:    faketwitch.Options{ReconnectGrace: 5 * time.Second},
+		Output:        logs.add,
+		MinBackoff:    500 * time.Millisecond,
+		MaxBackoff:    5 * time.Second,
 	})
 	if err != nil {
 		t.Fatalf("start the stack: %v", err)
@@ -72,15 +74,15 @@ func startStack(t *testing.T) *harness {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, st: st, ctl: &faketwitch.Client{BaseURL: st.Fake.ControlURL()}, logs: logs,
-		ingress: newCollector(), finalize: newCollector(), deadletter: newCollector()}
+		ingress: collect.NewEvents(), finalize: collect.NewEvents(), deadletter: collect.NewEvents()}
 	var wg sync.WaitGroup
-	for sub, c := range map[string]*collector{
+	for sub, c := range map[string]*collect.Events{
 		st.Subs.WatchIngress: h.ingress, st.Subs.WatchFinalize: h.finalize, st.Subs.WatchDeadLetter: h.deadletter,
 	} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := st.Watch(ctx, sub, c.add); err != nil {
+			if err := st.Watch(ctx, sub, c.Add); err != nil {
 				t.Errorf("%v", err)
 			}
 		}()
@@ -99,8 +101,8 @@ func startStack(t *testing.T) *harness {
 		}
 		if t.Failed() {
 			t.Logf("components' logs (last lines):\n%s", tail(out, 12000))
-			if n := h.deadletter.len(); n > 0 {
-				t.Logf("%d dead letters:\n%s", n, h.deadletter.dump(4000))
+			if n := h.deadletter.Len(); n > 0 {
+				t.Logf("%d dead letters:\n%s", n, h.deadletter.Dump(4000))
 			}
 		}
 	})
@@ -119,7 +121,7 @@ func (h *harness) testFollow(t *testing.T) {
 	}
 	msgID := res.MessageIDs[0]
 	cid := event.CorrelationIDForEventSub(msgID)
-	got, err := h.ingress.waitFor(ctx, cid)
+	got, err := h.ingress.WaitFor(ctx, cid)
 	if err != nil {
 		t.Fatalf("no event with correlationId %s on %s: %v", cid, h.st.Topics.Ingress, err)
 	}
@@ -306,7 +308,7 @@ func (h *harness) explainNoDelivery(t *testing.T, cid, fn string) {
 			}
 		}
 	}
-	if m, ok := h.deadletter.find(func(r bus.Received) bool { return strings.Contains(string(r.Data), cid) }); ok {
+	if m, ok := h.deadletter.Find(func(r bus.Received) bool { return strings.Contains(string(r.Data), cid) }); ok {
 		t.Errorf("the event was dead-lettered: %s", tail(string(m.Data), 2000))
 	}
 }
@@ -339,11 +341,11 @@ func (h *harness) testReconnect(t *testing.T) {
 			cids = append(cids, event.CorrelationIDForEventSub(id))
 		}
 	}
-	if err := h.ingress.waitForAll(ctx, cids); err != nil {
-		missing := h.ingress.missing(cids)
+	if err := h.ingress.WaitForAll(ctx, cids); err != nil {
+		missing := h.ingress.Missing(cids)
 		t.Fatalf("%d of %d notifications never reached %s: %v (first missing: %v)", len(missing), len(cids), h.st.Topics.Ingress, err, first(missing, 5))
 	}
-	if dup := h.ingress.duplicates(cids); dup > 0 {
+	if dup := h.ingress.Repeated(cids); dup > 0 {
 		t.Logf("%d events arrived more than once (Pub/Sub is at-least-once; consumers dedupe by correlationId)", dup)
 	}
 	after := tw.Sessions()
@@ -381,115 +383,6 @@ func (h *harness) testStop(t *testing.T) {
 		if resp, err := client.Get(u); err == nil {
 			resp.Body.Close()
 			t.Errorf("%s still answers after Stop", u)
-		}
-	}
-}
-
-// collector keeps every message of a watched subscription by correlation id.
-type collector struct {
-	mu      sync.Mutex
-	changed chan struct{}
-	all     []bus.Received
-	byCID   map[string]int
-}
-
-func newCollector() *collector {
-	return &collector{changed: make(chan struct{}), byCID: map[string]int{}}
-}
-
-func (c *collector) add(r bus.Received) {
-	cid := r.Attributes[event.AttrCorrelationID]
-	if cid == "" {
-		var v struct {
-			CorrelationID string `json:"correlationId"`
-		}
-		_ = json.Unmarshal(r.Data, &v)
-		cid = v.CorrelationID
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.all = append(c.all, r)
-	c.byCID[cid]++
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-func (c *collector) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.all)
-}
-
-func (c *collector) find(match func(bus.Received) bool) (bus.Received, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, r := range c.all {
-		if match(r) {
-			return r, true
-		}
-	}
-	return bus.Received{}, false
-}
-
-func (c *collector) dump(limit int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var b strings.Builder
-	for _, r := range c.all {
-		b.Write(r.Data)
-		b.WriteByte('\n')
-	}
-	return tail(b.String(), limit)
-}
-
-func (c *collector) missing(cids []string) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []string
-	for _, id := range cids {
-		if c.byCID[id] == 0 {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-func (c *collector) duplicates(cids []string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, id := range cids {
-		if c.byCID[id] > 1 {
-			n++
-		}
-	}
-	return n
-}
-
-// waitFor waits for the first message with correlation id cid.
-func (c *collector) waitFor(ctx context.Context, cid string) (bus.Received, error) {
-	if err := c.waitForAll(ctx, []string{cid}); err != nil {
-		return bus.Received{}, err
-	}
-	r, _ := c.find(func(r bus.Received) bool {
-		return r.Attributes[event.AttrCorrelationID] == cid || strings.Contains(string(r.Data), cid)
-	})
-	return r, nil
-}
-
-// waitForAll waits until every correlation id has arrived at least once.
-func (c *collector) waitForAll(ctx context.Context, cids []string) error {
-	for {
-		c.mu.Lock()
-		ch := c.changed
-		c.mu.Unlock()
-		if len(c.missing(cids)) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
 		}
 	}
 }

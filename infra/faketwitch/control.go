@@ -65,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /deliveries", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Deliveries()) })
 	mux.HandleFunc("GET /sessions", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Sessions()) })
 	mux.HandleFunc("GET /users", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, Users()) })
+	s.conduitRoutes(mux) // conduits.go: GET /conduits, /conduits/lost; POST /conduits/disable, /conduits/kill
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: "no such control endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,13 +26,12 @@ import (
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-
+	"github.com/bitbrat/twitch-edge/infra/collect"
+	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
-	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
 
 // Options configure a run. Zero values take the defaults in the comments.
@@ -49,9 +49,9 @@ type Options struct {
 	StartupRuns int
 	// BinDir receives the built binaries. Default: a temporary directory.
 	BinDir string
-	// UseEnvEmulators reuses the emulators named by PUBSUB_EMULATOR_HOST and
-	// FIRESTORE_EMULATOR_HOST when set; otherwise the run starts its own.
-	UseEnvEmulators bool
+	// PubSubHost and FirestoreHost name emulators already running to reuse
+	// ("127.0.0.1:PORT"); for each one left empty the run starts its own.
+	PubSubHost, FirestoreHost string
 	// ConnectorEnv are further variables for the connector (e.g. GOGC,
 	// GOMEMLIMIT, CONNECTOR_BUFFER), to try settings.
 	ConnectorEnv map[string]string
@@ -118,12 +118,13 @@ type Report struct {
 	Took         time.Duration
 }
 
-const (
-	botID         = "900"
-	broadcasterID = "1001"
-	followerID    = "2001"
-	rawSub        = "load.raw"
+// The load streams follows of the first seeded viewer in the first seeded channel.
+var (
+	broadcasterID = faketwitch.Channels[0].ID
+	followerID    = faketwitch.Viewers[0].ID
 )
+
+const rawSub = "load.raw"
 
 // Run performs the load run.
 func Run(ctx context.Context, o Options) (rep *Report, err error) {
@@ -148,7 +149,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	rep = &Report{Started: time.Now(), Machine: ReadMachine(), ConnectorEnv: o.ConnectorEnv}
 	defer func() { rep.Took = time.Since(rep.Started) }()
 
-	root, err := ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +161,16 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		defer os.RemoveAll(bin)
 	}
 	logf("building the connector and the functions server")
-	connBin, err := Build(ctx, root, "./connector", bin, "connector")
-	if err != nil {
+	bins := []stack.Binary{stack.Connector}
+	if o.StartupRuns > 0 {
+		bins = append(bins, stack.Functions)
+	}
+	if err := stack.Build(ctx, root, bin, bins...); err != nil {
 		return nil, err
 	}
-	fnBin := ""
-	if o.StartupRuns > 0 {
-		if fnBin, err = Build(ctx, root, "./functions/cmd/local", bin, "functions"); err != nil {
-			return nil, err
-		}
-	}
+	connBin, fnBin := filepath.Join(bin, stack.Connector.Name), filepath.Join(bin, stack.Functions.Name)
 
-	emus, stopEmus, err := StartEmulators(ctx, o.UseEnvEmulators)
+	emus, stopEmus, err := startEmulators(ctx, o.PubSubHost, o.FirestoreHost)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +178,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	logf("emulators: pubsub %s, firestore %s", emus[emulators.PubSub], emus[emulators.Firestore])
 
 	project := fmt.Sprintf("load-%d", time.Now().Unix())
-	ps, err := pubsubClient(ctx, project, emus)
+	ps, err := bus.NewClient(ctx, project, bus.WithEmulator(emus[emulators.PubSub]))
 	if err != nil {
 		return nil, err
 	}
@@ -192,11 +191,12 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 
-	tw, token, err := StartFakeTwitch()
+	fake, err := faketwitch.Start(faketwitch.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer tw.Close()
+	defer fake.Close()
+	tw := fake.Twitch
 
 	port, err := freePort()
 	if err != nil {
@@ -206,23 +206,23 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	vars := map[string]string{
 		"PUBSUB_EMULATOR_HOST": emus[emulators.PubSub], "FIRESTORE_EMULATOR_HOST": emus[emulators.Firestore],
 		"GOOGLE_CLOUD_PROJECT": project, "PORT": strconv.Itoa(port), "CONNECTOR_INSTANCE_ID": "load-connector",
-		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": botID, "TWITCH_BOT_ACCESS_TOKEN": token,
+		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": faketwitch.BotID, "TWITCH_BOT_ACCESS_TOKEN": fake.BotToken().AccessToken,
 		"TWITCH_CHANNELS": broadcasterID, "TWITCH_API_BASE_URL": tw.APIBaseURL(), "TWITCH_AUTH_BASE_URL": tw.AuthBaseURL(),
 		"TWITCH_EVENTSUB_WS_URL": tw.EventSubWSURL(),
 	}
 	for k, v := range o.ConnectorEnv {
 		vars[k] = v
 	}
-	conn, err := StartChild("connector", connBin, Env(vars))
-	if err != nil {
+	conn := stack.NewProcess("connector", connBin, stack.ChildEnv(vars), nil)
+	if err := conn.Start(); err != nil {
 		return nil, err
 	}
 	defer conn.Stop(syscall.SIGTERM, 15*time.Second)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	if err := stack.WaitHTTP(ctx, hc, connURL+"/readyz", 90*time.Second, conn.Exited(), func(c int) bool { return c == http.StatusOK }); err != nil {
-		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.Output(), 30))
+		return nil, fmt.Errorf("connector not ready: %w\n--- connector output ---\n%s", err, lastLines(conn.LogTail(), 30))
 	}
-	logf("connector ready (pid %d)", conn.Pid())
+	logf("connector ready (pid %d)", conn.PID())
 
 	emuPIDs := [2]int{}
 	for i, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
@@ -230,7 +230,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			logf("%v: the %s emulator's CPU time is not reported", err, k)
 		}
 	}
-	col := NewCollector(stepOf)
+	col := collect.NewNotifications(stepOf)
 	rctx, stopReceive := context.WithCancel(ctx)
 	var rwg sync.WaitGroup
 	rwg.Add(1)
@@ -292,129 +292,6 @@ func stepOf(id string) int {
 	return int(n)
 }
 
-func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Server, evt json.RawMessage, conn *Child,
-	emuPIDs [2]int, connURL string, hc *http.Client, col *Collector, logf func(string, ...any)) (Step, error) {
-	st := Step{Rate: rate, Duration: o.Duration, LoadBefore: LoadAverage()}
-	pid := conn.Pid()
-	before, err := Scrape(ctx, hc, connURL+"/metrics")
-	if err != nil {
-		return st, err
-	}
-	cpu0, err := CPUSeconds(pid)
-	if err != nil {
-		return st, err
-	}
-	var emu0 [2]float64
-	for i, p := range emuPIDs {
-		if p != 0 {
-			emu0[i], _ = CPUSeconds(p)
-		}
-	}
-	if err := ResetPeak(pid); err != nil {
-		logf("%v (peak from samples only)", err)
-	}
-	var peak int64
-	sctx, stopSampling := context.WithCancel(ctx)
-	var swg sync.WaitGroup
-	swg.Add(1)
-	go func() {
-		defer swg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if m, err := ReadMem(pid); err == nil {
-				peak = max(peak, m.RSS, m.Peak)
-			}
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	defer func() { stopSampling(); swg.Wait() }()
-
-	logf("rate %d/s for %s (load %s)", rate, o.Duration, st.LoadBefore)
-	total := int(float64(rate) * o.Duration.Seconds())
-	cond := map[string]string{"broadcaster_user_id": broadcasterID}
-	begin := time.Now()
-	hardStop := begin.Add(o.Duration + 30*time.Second) // every loop is bounded in time too
-	sent := 0
-	for sent < total && ctx.Err() == nil && time.Now().Before(hardStop) {
-		due := min(total, int(float64(rate)*time.Since(begin).Seconds())+1)
-		for ; sent < due; sent++ {
-			if _, err := tw.Notify(twitchtest.Notification{Type: "channel.follow", Condition: cond, Event: evt,
-				MessageID: messageID(step, sent)}); err != nil {
-				return st, fmt.Errorf("notification %d: %w", sent, err)
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	st.Sent, st.SendTime = sent, time.Since(begin)
-	if sent < total {
-		logf("rate %d/s: only %d of %d notifications sent before the time limit", rate, sent, total)
-	}
-
-	// Wait until every notification arrived or nothing more arrives for Drain.
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	last, lastChange := -1, time.Now()
-	for {
-		c := col.Counts(step)
-		if c.Distinct >= sent {
-			break
-		}
-		if c.Distinct != last {
-			last, lastChange = c.Distinct, time.Now()
-		} else if time.Since(lastChange) > o.Drain {
-			logf("rate %d/s: %d of %d arrived, nothing more for %s", rate, c.Distinct, sent, o.Drain)
-			break
-		}
-		select {
-		case <-dctx.Done():
-			return st, fmt.Errorf("waiting for delivery: %w", dctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	// A short grace for late duplicates to show up.
-	time.Sleep(time.Second)
-
-	after, err := Scrape(ctx, hc, connURL+"/metrics")
-	if err != nil {
-		return st, err
-	}
-	cpu1, err := CPUSeconds(pid)
-	if err != nil {
-		return st, err
-	}
-	m, err := ReadMem(pid)
-	if err != nil {
-		return st, err
-	}
-	stopSampling()
-	swg.Wait()
-	st.RSSPeak, st.RSSEnd = max(peak, m.Peak, m.RSS), m.RSS
-	st.CPU = cpu1 - cpu0
-	var emu1 [2]float64
-	for i, p := range emuPIDs {
-		if p != 0 {
-			emu1[i], _ = CPUSeconds(p)
-		}
-	}
-	st.PubSubCPU, st.FirestoreCPU = emu1[0]-emu0[0], emu1[1]-emu0[1]
-	st.LoadAfter = LoadAverage()
-
-	c := col.Counts(step)
-	st.Delivered, st.Duplicates, st.Redeliveries = c.Distinct, c.Duplicates, c.Redeliveries
-	st.E2EP50, st.E2EP99, st.E2EMax = Quantile(c.Latencies, 0.50), Quantile(c.Latencies, 0.99), Quantile(c.Latencies, 1)
-	const h = "relay_frame_to_publish_seconds"
-	st.ConnP50, st.ConnObserved = HistQuantile(before, after, h, 0.50)
-	st.ConnP99, _ = HistQuantile(before, after, h, 0.99)
-	st.BufferFull = after.Get("relay_buffer_full_total") - before.Get("relay_buffer_full_total")
-	st.Reconnects = after.Sum("eventsub_reconnects_total") - before.Sum("eventsub_reconnects_total")
-	return st, nil
-}
-
 // Quantile returns quantile q (0..1) of ds (nearest rank).
 func Quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
@@ -426,30 +303,13 @@ func Quantile(ds []time.Duration, q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-// StartFakeTwitch starts the fake Twitch with the bot (900), one channel (1001) the
-// bot moderates and one follower, and returns the bot's access token.
-func StartFakeTwitch() (*twitchtest.Server, string, error) {
-	tw, err := twitchtest.New(twitchtest.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		return nil, "", fmt.Errorf("fake twitch: %w", err)
-	}
-	tw.AddUser(twitchtest.User{ID: botID, Login: "bitbrat_bot", DisplayName: "BitBrat_Bot"})
-	tw.AddUser(twitchtest.User{ID: broadcasterID, Login: "bitbrat_demo", DisplayName: "BitBrat_Demo"})
-	tw.AddUser(twitchtest.User{ID: followerID, Login: "pixel_pioneer", DisplayName: "Pixel_Pioneer"})
-	tw.AddModerator(broadcasterID, botID)
-	token := fmt.Sprintf("load-token-%d", time.Now().UnixNano())
-	tw.AddToken(twitchtest.Token{AccessToken: token, UserID: botID,
-		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
-	return tw, token, nil
-}
-
-// StartEmulators starts the Pub/Sub and Firestore emulators (or, with useEnv, reuses
-// those named by the environment) and returns their hosts and a stop function.
-func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string, func(), error) {
+// startEmulators starts the Pub/Sub and Firestore emulators not given (a host of
+// one already running) and returns their hosts and a stop function.
+func startEmulators(ctx context.Context, pubsubHost, firestoreHost string) (map[emulators.Kind]string, func(), error) {
 	hosts := map[emulators.Kind]string{}
 	want := map[emulators.Kind]string{}
-	for _, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
-		if h := os.Getenv(k.EnvVar()); useEnv && h != "" {
+	for k, h := range map[emulators.Kind]string{emulators.PubSub: pubsubHost, emulators.Firestore: firestoreHost} {
+		if h != "" {
 			hosts[k] = h
 		} else {
 			want[k] = ""
@@ -468,14 +328,6 @@ func StartEmulators(ctx context.Context, useEnv bool) (map[emulators.Kind]string
 		}
 	}
 	return hosts, stop, nil
-}
-
-// pubsubClient connects to the Pub/Sub emulator at hosts. The client library reads
-// the host from the environment, so it is set for this process.
-func pubsubClient(ctx context.Context, project string, hosts map[emulators.Kind]string) (*pubsub.Client, error) {
-	os.Setenv(emulators.PubSub.EnvVar(), hosts[emulators.PubSub])
-	os.Setenv(emulators.Firestore.EnvVar(), hosts[emulators.Firestore])
-	return bus.NewClient(ctx, project)
 }
 
 func freePort() (int, error) {

@@ -37,7 +37,7 @@ func BenchmarkRelayToEmulator(b *testing.B) {
 	for _, workers := range []int{64, 256} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			ctx := context.Background()
-			ps, err := bus.NewClient(ctx, fmt.Sprintf("bench-relay-%d", time.Now().UnixNano()))
+			ps, err := bus.NewClient(ctx, fmt.Sprintf("bench-relay-%d", time.Now().UnixNano()), bus.WithEmulator(os.Getenv("PUBSUB_EMULATOR_HOST")))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -51,23 +51,6 @@ func TestMessageIDsCarryTheirStep(t *testing.T) {
 	}
 }
 
-func TestCollectorTellsDuplicatesFromRedeliveries(t *testing.T) {
-	c := NewCollector(stepOf)
-	id := messageID(1, 1)
-	ts := time.Now()
-	attrs := map[string]string{"eventsub_message_id": id, "eventsub_message_timestamp": ts.Format(time.RFC3339Nano)}
-	c.Add("p1", attrs, ts.Add(7*time.Millisecond))
-	c.Add("p1", attrs, ts.Add(7*time.Millisecond)) // the subscription redelivers
-	c.Add("p2", attrs, ts.Add(9*time.Millisecond)) // published again
-	got := c.Counts(1)
-	if got.Distinct != 1 || got.Redeliveries != 1 || got.Duplicates != 1 || len(got.Latencies) != 1 {
-		t.Fatalf("counts = %+v", got)
-	}
-	if got.Latencies[0] != 7*time.Millisecond {
-		t.Errorf("latency = %s, want 7ms", got.Latencies[0])
-	}
-}
-
 func TestReportRendersTableAndWellFormedSVG(t *testing.T) {
 	r := &Report{Machine: Machine{CPUs: 2, GoVersion: "go1.x"}, Started: time.Now()}
 	for i, rate := range []int{500, 1000, 2000, 5000} {

@@ -18,6 +18,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/google/uuid"
 
+	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -34,7 +35,7 @@ func MeasureStartup(ctx context.Context, fnBin, project string, hosts map[emulat
 	if err := bus.EnsureTopics(ctx, ps, topics...); err != nil {
 		return nil, err
 	}
-	root, err := ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -66,13 +67,14 @@ func startupOnce(ctx context.Context, hc *http.Client, fnBin, project string, ho
 		return 0, 0, err
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	c, err := StartChild("functions", fnBin, Env(map[string]string{
+	c := stack.NewProcess("functions", fnBin, stack.ChildEnv(map[string]string{
 		"PORT": strconv.Itoa(port), "HOST": "127.0.0.1", "GOOGLE_CLOUD_PROJECT": project,
 		"PUBSUB_EMULATOR_HOST": hosts[emulators.PubSub], "FIRESTORE_EMULATOR_HOST": hosts[emulators.Firestore],
-	}))
-	if err != nil {
+	}), nil)
+	if err := c.Start(); err != nil {
 		return 0, 0, err
 	}
+	started := c.StartedAt()
 	defer c.Stop(syscall.SIGTERM, 5*time.Second)
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -82,12 +84,12 @@ func startupOnce(ctx context.Context, hc *http.Client, fnBin, project string, ho
 		if resp, err := hc.Do(req); err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			listen = time.Since(c.Started)
+			listen = time.Since(started)
 			break
 		}
 		select {
 		case <-c.Exited():
-			return 0, 0, fmt.Errorf("the functions server exited:\n%s", lastLines(c.Output(), 20))
+			return 0, 0, fmt.Errorf("the functions server exited:\n%s", lastLines(c.LogTail(), 20))
 		case <-ctx.Done():
 			return 0, 0, fmt.Errorf("the functions server never answered: %w", ctx.Err())
 		case <-time.After(time.Millisecond):
@@ -102,9 +104,9 @@ func startupOnce(ctx context.Context, hc *http.Client, fnBin, project string, ho
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 	resp.Body.Close()
-	first = time.Since(c.Started)
+	first = time.Since(started)
 	if resp.StatusCode/100 != 2 {
-		return 0, 0, fmt.Errorf("push to Normalize: HTTP %d %s\n%s", resp.StatusCode, b, lastLines(c.Output(), 20))
+		return 0, 0, fmt.Errorf("push to Normalize: HTTP %d %s\n%s", resp.StatusCode, b, lastLines(c.LogTail(), 20))
 	}
 	return listen, first, nil
 }

@@ -11,29 +11,35 @@ import (
 	"time"
 )
 
-// process is one child process of the stack (the functions server or the connector),
-// run in its own process group so that stopping it stops everything it started, and
-// tied to this process's life (Pdeathsig) so that it does not outlive a crashed
-// parent.
-type process struct {
+// Process is one child process (the functions server, the connector; the load run's
+// too), run in its own process group so that stopping it stops everything it
+// started, and tied to this process's life (Pdeathsig) so that it does not outlive a
+// crashed parent. It can be started again after it stopped.
+type Process struct {
 	name string
 	path string
 	env  []string
 	// out receives every line the process writes (stdout and stderr).
 	out func(component, line string)
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	tail *tailBuffer
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	started time.Time
+	tail    *tailBuffer
 }
 
-func newProcess(name, path string, env []string, out func(component, line string)) *process {
-	return &process{name: name, path: path, env: env, out: out, tail: newTailBuffer(60)}
+// NewProcess prepares the child name: the binary at path with env (see ChildEnv);
+// out (may be nil) receives every line it writes.
+func NewProcess(name, path string, env []string, out func(component, line string)) *Process {
+	return &Process{name: name, path: path, env: env, out: out, tail: newTailBuffer(60)}
 }
 
-// start launches the process. It is an error to start a running process.
-func (p *process) start() error {
+// Name is the component's name.
+func (p *Process) Name() string { return p.name }
+
+// Start launches the process. It is an error to start a running process.
+func (p *Process) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
@@ -49,6 +55,7 @@ func (p *process) start() error {
 		}
 	}}
 	cmd.Stdout, cmd.Stderr = w, w
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
@@ -58,12 +65,19 @@ func (p *process) start() error {
 		w.flush()
 		close(done)
 	}()
-	p.cmd, p.done = cmd, done
+	p.cmd, p.done, p.started = cmd, done, started
 	return nil
 }
 
-// pid is the running process's id, 0 when stopped.
-func (p *process) pid() int {
+// StartedAt is when the running process was started (just before fork/exec).
+func (p *Process) StartedAt() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
+}
+
+// PID is the running process's id, 0 when stopped.
+func (p *Process) PID() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {
@@ -72,9 +86,9 @@ func (p *process) pid() int {
 	return p.cmd.Process.Pid
 }
 
-// hasExited reports whether the process was started and has exited without being
+// HasExited reports whether the process was started and has exited without being
 // stopped.
-func (p *process) hasExited() bool {
+func (p *Process) HasExited() bool {
 	p.mu.Lock()
 	done := p.done
 	p.mu.Unlock()
@@ -89,16 +103,16 @@ func (p *process) hasExited() bool {
 	}
 }
 
-// exited is closed when the running process exits (nil when stopped).
-func (p *process) exited() <-chan struct{} {
+// Exited is closed when the running process exits (nil when stopped).
+func (p *Process) Exited() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.done
 }
 
-// stop sends sig to the process group, waits up to grace for the process to exit,
+// Stop sends sig to the process group, waits up to grace for the process to exit,
 // then kills the group. It is safe to call on a stopped process.
-func (p *process) stop(sig syscall.Signal, grace time.Duration) {
+func (p *Process) Stop(sig syscall.Signal, grace time.Duration) {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.cmd, p.done = nil, nil
@@ -124,8 +138,8 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) {
 	}
 }
 
-// logTail is the process's last lines of output, for error messages.
-func (p *process) logTail() string { return p.tail.String() }
+// LogTail is the process's last lines of output, for error messages.
+func (p *Process) LogTail() string { return p.tail.String() }
 
 // lineWriter splits a byte stream into lines.
 type lineWriter struct {

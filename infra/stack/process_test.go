@@ -26,15 +26,15 @@ func TestProcessStopKillsTheWholeGroup(t *testing.T) {
 		mu    sync.Mutex
 		lines []string
 	)
-	p := newProcess("tree", script, os.Environ(), func(_, line string) {
+	p := NewProcess("tree", script, os.Environ(), func(_, line string) {
 		mu.Lock()
 		lines = append(lines, line)
 		mu.Unlock()
 	})
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.start(); err == nil {
+	if err := p.Start(); err == nil {
 		t.Error("a second start of a running process succeeded")
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -50,40 +50,40 @@ func TestProcessStopKillsTheWholeGroup(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if child == "" {
-		t.Fatalf("no output from the script: %q", p.logTail())
+		t.Fatalf("no output from the script: %q", p.LogTail())
 	}
-	pid := p.pid()
+	pid := p.PID()
 	begin := time.Now()
-	p.stop(syscall.SIGTERM, 300*time.Millisecond)
+	p.Stop(syscall.SIGTERM, 300*time.Millisecond)
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Errorf("stop took %s", d)
 	}
 	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("process group %d still has members after stop: %v", pid, err)
 	}
-	if p.pid() != 0 || p.hasExited() {
-		t.Errorf("a stopped process reports pid %d, exited %v", p.pid(), p.hasExited())
+	if p.PID() != 0 || p.HasExited() {
+		t.Errorf("a stopped process reports pid %d, exited %v", p.PID(), p.HasExited())
 	}
-	p.stop(syscall.SIGTERM, time.Second) // safe on a stopped process
-	if !strings.Contains(p.logTail(), "ready") {
-		t.Errorf("log tail %q lacks the script's output", p.logTail())
+	p.Stop(syscall.SIGTERM, time.Second) // safe on a stopped process
+	if !strings.Contains(p.LogTail(), "ready") {
+		t.Errorf("log tail %q lacks the script's output", p.LogTail())
 	}
 }
 
 func TestProcessReportsAnUnexpectedExit(t *testing.T) {
-	p := newProcess("false", "/bin/false", nil, nil)
-	if err := p.start(); err != nil {
+	p := NewProcess("false", "/bin/false", nil, nil)
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.exited():
+	case <-p.Exited():
 	case <-time.After(5 * time.Second):
 		t.Fatal("no exit")
 	}
-	if !p.hasExited() {
+	if !p.HasExited() {
 		t.Error("hasExited is false after the process ended")
 	}
-	p.stop(syscall.SIGTERM, time.Second)
+	p.Stop(syscall.SIGTERM, time.Second)
 }
 
 func TestLineWriterSplitsAndFlushes(t *testing.T) {
@@ -104,5 +104,28 @@ func TestModuleRootFindsThisModule(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "connector")); err != nil {
 		t.Errorf("module root %s has no connector/: %v", root, err)
+	}
+}
+
+// A child's environment keeps this process's variables except those the stack
+// decides, and adds the given ones.
+func TestChildEnvDropsOwnedVariables(t *testing.T) {
+	t.Setenv("TWITCH_CLIENT_ID", "from-the-shell")
+	t.Setenv("EGRESS_MAX_AGE", "1m")
+	t.Setenv("BITBRAT_UNRELATED", "kept")
+	env := ChildEnv(map[string]string{"PORT": "1234"})
+	has := func(kv string) bool {
+		for _, e := range env {
+			if e == kv {
+				return true
+			}
+		}
+		return false
+	}
+	if has("TWITCH_CLIENT_ID=from-the-shell") || has("EGRESS_MAX_AGE=1m") {
+		t.Errorf("an owned variable was inherited: %v", env)
+	}
+	if !has("BITBRAT_UNRELATED=kept") || !has("PORT=1234") {
+		t.Errorf("environment lacks an inherited or given variable: %v", env)
 	}
 }

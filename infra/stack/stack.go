@@ -16,14 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,10 +45,10 @@ type Options struct {
 	// BusPrefix is BUS_PREFIX, applied to every topic and subscription.
 	BusPrefix string
 
-	// UseEnvEmulators reuses the emulators named by PUBSUB_EMULATOR_HOST and
-	// FIRESTORE_EMULATOR_HOST when they are set (`make test` shares one pair); such
-	// emulators cannot be restarted through the stack.
-	UseEnvEmulators bool
+	// PubSubHost and FirestoreHost name emulators already running ("127.0.0.1:PORT")
+	// for the stack to use (`make test` shares one pair: emulators.Host); the stack
+	// cannot restart those. For each one left empty the stack starts its own.
+	PubSubHost, FirestoreHost string
 	// PubSubAddr and FirestoreAddr are where the stack starts its own emulators
 	// ("127.0.0.1:PORT"). Default: free loopback ports.
 	PubSubAddr, FirestoreAddr string
@@ -123,8 +119,8 @@ type Stack struct {
 	root      string
 	ownBinDir bool
 	emus      map[emulators.Kind]*emulators.Emulator
-	functions *process
-	connector *process
+	functions *Process
+	connector *Process
 	twitchEnv map[string]string
 
 	pubOnce sync.Once
@@ -136,8 +132,7 @@ type Stack struct {
 }
 
 // Start brings the stack up. On error (or a panic) everything already started is
-// stopped again. It sets PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST in this
-// process to the stack's emulators (the client libraries read them from there).
+// stopped again.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Project == "" {
 		o.Project = config.DefaultLocalProject
@@ -220,11 +215,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}()
 	}
 	want := map[emulators.Kind]string{}
-	for k, addr := range map[emulators.Kind]string{emulators.PubSub: o.PubSubAddr, emulators.Firestore: o.FirestoreAddr} {
-		if host := os.Getenv(k.EnvVar()); o.UseEnvEmulators && host != "" {
-			s.setHost(k, host)
+	for k, e := range map[emulators.Kind]struct{ host, addr string }{
+		emulators.PubSub:    {o.PubSubHost, o.PubSubAddr},
+		emulators.Firestore: {o.FirestoreHost, o.FirestoreAddr},
+	} {
+		if e.host != "" {
+			s.setHost(k, e.host)
 		} else {
-			want[k] = addr
+			want[k] = e.addr
 		}
 	}
 	wg.Add(1)
@@ -261,10 +259,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.twitchEnv = s.twitchVars()
 
 	_, fnPort, _ := net.SplitHostPort(fnAddr)
-	s.functions = newProcess("functions", s.BinDir+"/"+binFunctions, s.env(map[string]string{
+	s.functions = NewProcess("functions", s.BinDir+"/"+Functions.Name, s.env(map[string]string{
 		"PORT": fnPort, "HOST": "127.0.0.1",
 	}, o.FunctionsEnv, "TWITCH_CHANNELS", "TWITCH_EVENTSUB_WS_URL", "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL"), o.Output)
-	s.connector = newProcess("connector", s.BinDir+"/"+binConnector, s.env(map[string]string{
+	s.connector = NewProcess("connector", s.BinDir+"/"+Connector.Name, s.env(map[string]string{
 		"PORT": strconv.Itoa(connPort), "HOST": "127.0.0.1", "CONNECTOR_INSTANCE_ID": ConnectorInstanceID,
 	}, o.ConnectorEnv), o.Output)
 
@@ -277,6 +275,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// Emulator is the stack's own emulator of kind k, for fault tooling (pause, resume,
+// restart); nil for one it was given (Options.PubSubHost, FirestoreHost).
+func (s *Stack) Emulator(k emulators.Kind) *emulators.Emulator { return s.emus[k] }
+
 func (s *Stack) setHost(k emulators.Kind, host string) {
 	if k == emulators.PubSub {
 		s.PubSubHost = host
@@ -285,17 +287,13 @@ func (s *Stack) setHost(k emulators.Kind, host string) {
 	}
 }
 
-// connectClients builds the stack's own clients. The client libraries read the
-// emulator hosts from the environment, so they are set for this process too (the
-// same values every component gets).
+// connectClients builds the stack's own clients, on its emulators.
 func (s *Stack) connectClients(ctx context.Context) error {
-	os.Setenv(emulators.PubSub.EnvVar(), s.PubSubHost)
-	os.Setenv(emulators.Firestore.EnvVar(), s.FirestoreHost)
 	var err error
-	if s.PubSub, err = bus.NewClient(ctx, s.Project); err != nil {
+	if s.PubSub, err = bus.NewClient(ctx, s.Project, bus.WithEmulator(s.PubSubHost)); err != nil {
 		return err
 	}
-	if s.Firestore, err = store.NewClient(ctx, s.Project, ""); err != nil {
+	if s.Firestore, err = store.NewClient(ctx, s.Project, "", store.WithEmulator(s.FirestoreHost)); err != nil {
 		return err
 	}
 	return nil
@@ -317,263 +315,6 @@ func (s *Stack) prepareToken(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("real Twitch: read %s: %w", faketwitch.BotTokenDocPath, err)
-	}
-	return nil
-}
-
-// twitchVars are the TWITCH_* variables of both components.
-func (s *Stack) twitchVars() map[string]string {
-	if s.Fake != nil {
-		tw := s.Fake.Twitch
-		return map[string]string{
-			"TWITCH_CLIENT_ID":       tw.ClientID(),
-			"TWITCH_CLIENT_SECRET":   tw.ClientSecret(),
-			"TWITCH_BOT_USER_ID":     faketwitch.BotID,
-			"TWITCH_CHANNELS":        strings.Join(s.Fake.ChannelLogins(), ","),
-			"TWITCH_API_BASE_URL":    tw.APIBaseURL(),
-			"TWITCH_AUTH_BASE_URL":   tw.AuthBaseURL(),
-			"TWITCH_EVENTSUB_WS_URL": tw.EventSubWSURL(),
-		}
-	}
-	t := s.opts.RealTwitch
-	v := map[string]string{}
-	set := func(k, val string) {
-		if val != "" {
-			v[k] = val
-		}
-	}
-	set("TWITCH_CLIENT_ID", t.ClientID)
-	set("TWITCH_CLIENT_SECRET", t.ClientSecret.Reveal())
-	set("TWITCH_BOT_USER_ID", t.BotUserID)
-	set("TWITCH_BOT_ACCESS_TOKEN", t.BotAccessToken.Reveal())
-	set("TWITCH_CHANNELS", strings.Join(t.Channels, ","))
-	set("TWITCH_API_BASE_URL", t.APIBaseURL)
-	set("TWITCH_AUTH_BASE_URL", t.AuthBaseURL)
-	set("TWITCH_EVENTSUB_WS_URL", t.EventSubWSURL)
-	set("TWITCH_EVENTSUB_SUBSCRIPTIONS_URL", t.EventSubSubscriptionsURL)
-	return v
-}
-
-// ownedVars are variables the stack decides for its components; inherited values are
-// dropped so that a developer's shell cannot point a component elsewhere by accident.
-var ownedPrefixes = []string{"TWITCH_", "EVENTSUB_", "CONNECTOR_", "GOOGLE_CLOUD_PROJECT=", "FIRESTORE_", "PUBSUB_",
-	"BUS_PREFIX=", "PORT=", "HOST=", "FUNCTION_TARGET=", "WHISPER_TOPIC=", "EGRESS_DESTINATION=", "NORMALIZE_MAX_AGE=",
-	"EVENT_TTL=", "LOG_LEVEL="}
-
-// env is a component's environment: this process's, minus what the stack owns, plus
-// the stack's settings, plus the caller's overrides. drop removes stack variables
-// the component does not read.
-func (s *Stack) env(own map[string]string, extra map[string]string, drop ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if !slices.ContainsFunc(ownedPrefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
-			out = append(out, kv)
-		}
-	}
-	vars := map[string]string{
-		"GOOGLE_CLOUD_PROJECT":    s.Project,
-		"PUBSUB_EMULATOR_HOST":    s.PubSubHost,
-		"FIRESTORE_EMULATOR_HOST": s.FirestoreHost,
-	}
-	if s.Prefix != "" {
-		vars["BUS_PREFIX"] = string(s.Prefix)
-	}
-	for k, v := range s.twitchEnv {
-		vars[k] = v
-	}
-	for _, k := range drop {
-		delete(vars, k)
-	}
-	for _, m := range []map[string]string{own, s.opts.Env, extra} {
-		for k, v := range m {
-			vars[k] = v
-		}
-	}
-	for k, v := range vars {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
-// StartFunctions starts the functions server and waits until it answers HTTP.
-func (s *Stack) StartFunctions(ctx context.Context) error {
-	if err := s.functions.start(); err != nil {
-		return err
-	}
-	err := s.waitHTTP(ctx, s.functions, s.FunctionsURL+"/", func(int) bool { return true })
-	if err != nil {
-		return fmt.Errorf("functions server at %s: %w\n--- functions output ---\n%s", s.FunctionsURL, err, s.functions.logTail())
-	}
-	return nil
-}
-
-// StopFunctions stops the functions server (SIGTERM, then SIGKILL after 5 s).
-func (s *Stack) StopFunctions() { s.functions.stop(syscall.SIGTERM, 5*time.Second) }
-
-// RestartFunctions stops and starts the functions server.
-func (s *Stack) RestartFunctions(ctx context.Context) error {
-	s.StopFunctions()
-	return s.StartFunctions(ctx)
-}
-
-// StartConnector starts the connector and waits until its /readyz answers 200.
-func (s *Stack) StartConnector(ctx context.Context) error {
-	if err := s.connector.start(); err != nil {
-		return err
-	}
-	return s.WaitConnectorReady(ctx)
-}
-
-// WaitConnectorReady waits until the connector's /readyz answers 200 (session
-// welcomed, every subscription enabled).
-func (s *Stack) WaitConnectorReady(ctx context.Context) error {
-	err := s.waitHTTP(ctx, s.connector, s.ConnectorURL+"/readyz", func(code int) bool { return code == http.StatusOK })
-	if err != nil {
-		return fmt.Errorf("connector at %s not ready: %w\n--- connector output ---\n%s", s.ConnectorURL, err, s.connector.logTail())
-	}
-	return nil
-}
-
-// StopConnector stops the connector gracefully (SIGTERM: it flushes its relay and
-// releases its lease), killing it after 15 s.
-func (s *Stack) StopConnector() { s.connector.stop(syscall.SIGTERM, 15*time.Second) }
-
-// KillConnector kills the connector at once (SIGKILL), as a crash would. Its lease
-// stays held until it expires, so the next StartConnector waits up to
-// CONNECTOR_LEASE_TTL (30 s unless ConnectorEnv sets it) before it is ready, as a
-// replacement instance would in the cloud.
-func (s *Stack) KillConnector() { s.connector.stop(syscall.SIGKILL, 5*time.Second) }
-
-// RestartConnector stops the connector gracefully, starts it again and waits until
-// it is ready.
-func (s *Stack) RestartConnector(ctx context.Context) error {
-	s.StopConnector()
-	return s.StartConnector(ctx)
-}
-
-// ConnectorPID and FunctionsPID are the subprocesses' ids (0 when stopped).
-func (s *Stack) ConnectorPID() int { return s.connector.pid() }
-
-// FunctionsPID is the functions server's process id (0 when stopped).
-func (s *Stack) FunctionsPID() int { return s.functions.pid() }
-
-// ChildPIDs are the ids of every subprocess the stack runs now.
-func (s *Stack) ChildPIDs() []int {
-	var out []int
-	for _, p := range []*process{s.functions, s.connector} {
-		if p != nil {
-			if pid := p.pid(); pid != 0 {
-				out = append(out, pid)
-			}
-		}
-	}
-	return out
-}
-
-// Exited names the components whose process ended without the stack stopping it (a
-// crash, or a configuration error at start).
-func (s *Stack) Exited() []string {
-	var out []string
-	for _, p := range []*process{s.functions, s.connector} {
-		if p != nil && p.hasExited() {
-			out = append(out, p.name)
-		}
-	}
-	return out
-}
-
-// ConnectorLogs and FunctionsLogs are the components' last lines of output.
-func (s *Stack) ConnectorLogs() string { return s.connector.logTail() }
-
-// FunctionsLogs is the functions server's last lines of output.
-func (s *Stack) FunctionsLogs() string { return s.functions.logTail() }
-
-// RestartEmulator restarts one of the stack's own emulators on the same address.
-// Emulator state is lost, as after a real outage, so the stack re-creates its topics
-// and subscriptions (Pub/Sub) or re-seeds the bot's token (Firestore); anything else
-// is gone.
-func (s *Stack) RestartEmulator(ctx context.Context, k emulators.Kind) error {
-	e := s.emus[k]
-	if e == nil {
-		return fmt.Errorf("the %s emulator was not started by this stack (it came from %s); it cannot be restarted here", k, k.EnvVar())
-	}
-	if err := e.Restart(ctx); err != nil {
-		return fmt.Errorf("restart the %s emulator: %w", k, err)
-	}
-	if k == emulators.PubSub {
-		return s.EnsureTopology(ctx)
-	}
-	return s.prepareToken(ctx)
-}
-
-// waitHTTP polls url until ok(status) or the process exits or ReadyTimeout passes.
-func (s *Stack) waitHTTP(ctx context.Context, p *process, url string, ok func(int) bool) error {
-	err := WaitHTTP(ctx, &http.Client{Timeout: 2 * time.Second}, url, s.opts.ReadyTimeout, p.exited(), ok)
-	if errors.Is(err, errExited) {
-		return fmt.Errorf("%s %w", p.name, errExited)
-	}
-	return err
-}
-
-// WaitHTTP polls url every 100 ms until ok(status), the process exits (exited is
-// closed: an error wrapping "exited"), or timeout passes.
-func WaitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Duration, exited <-chan struct{}, ok func(int) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := hc.Do(req); err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			resp.Body.Close()
-			if ok(resp.StatusCode) {
-				return nil
-			}
-			last = fmt.Sprintf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		select {
-		case <-exited:
-			return errExited
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last answer: %s)", url, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// Publisher is a publisher on the stack's Pub/Sub client (created on first use,
-// stopped by Stop).
-func (s *Stack) Publisher() *bus.Publisher {
-	s.pubOnce.Do(func() { s.pub = bus.NewPublisher(s.PubSub, &bus.FunctionPublishSettings) })
-	return s.pub
-}
-
-// PublishEgress publishes e to the egress topic with upstream's attributes, as a
-// BitBrat service would.
-func (s *Stack) PublishEgress(ctx context.Context, e *event.InternalEventV2) error {
-	_, err := s.Publisher().PublishJSON(ctx, s.Topics.Egress, e, event.Attributes(e))
-	return err
-}
-
-// Outcome reads the delivery outcome recorded on events/{correlationId}.
-func (s *Stack) Outcome(ctx context.Context, correlationID string) (store.Outcome, bool, error) {
-	return store.NewEvents(s.Firestore, nil).GetOutcome(ctx, correlationID)
-}
-
-// Watch receives from a pull subscription (one of Subs.Watch*) until ctx ends or
-// the stack stops, calling fn for each message and acknowledging it afterwards.
-func (s *Stack) Watch(ctx context.Context, sub string, fn func(bus.Received)) error {
-	err := s.PubSub.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
-		fn(bus.Received{ID: m.ID, Data: m.Data, Attributes: m.Attributes})
-		m.Ack()
-	})
-	select {
-	case <-s.stopping:
-		return nil // the client was closed under it
-	default:
-	}
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("watch %s: %w", sub, err)
 	}
 	return nil
 }

@@ -120,6 +120,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, data []byte,
 
 // Publish publishes data to topic and waits for the acknowledgement.
 func (p *Publisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	if err := CheckMessage(data, attrs); err != nil {
+		return "", fmt.Errorf("publish to %s: %w", topic, err)
+	}
 	return p.PublishAsync(ctx, topic, data, attrs).Get(ctx)
 }
 
@@ -156,7 +159,7 @@ func (p *Publisher) Close() {
 // Classify wraps a Pub/Sub error in a fault.Error by its gRPC status: unavailable,
 // deadline, exhausted, aborted and internal errors are transient; a missing topic or
 // a permission problem is permanent until someone fixes the deployment; an invalid
-// argument (a message too large) is invalid input.
+// argument or a message too large for Pub/Sub is invalid input.
 func Classify(err error) error {
 	if err == nil {
 		return nil
@@ -164,6 +167,11 @@ func Classify(err error) error {
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		return err
+	}
+	if errors.Is(err, pubsub.ErrOversizedMessage) {
+		// "item size exceeds bundle byte limit": the client refuses a message above
+		// Pub/Sub's 10 MB request limit before sending it. Retrying cannot help.
+		return fault.Wrap(fault.Invalid, CodeMessageTooLarge, err, "pubsub")
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fault.Wrap(fault.Transient, "PUBSUB_TIMEOUT", err, "pubsub")

@@ -59,3 +59,24 @@ func TestPublishToMissingTopicIsPermanent(t *testing.T) {
 		t.Fatalf("want permanent PUBSUB_NOT_FOUND, got %v (%v)", fault.KindOf(err), err)
 	}
 }
+
+// A message above Pub/Sub's 10 MB limit can never be published: invalid input, not
+// "Pub/Sub unavailable" retried forever.
+func TestOversizeMessageIsInvalid(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := NewClient(ctx, emulators.ProjectID(t), WithEmulator(emulators.Host(emulators.PubSub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := EnsureTopics(ctx, client, "big"); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(client, &FunctionPublishSettings)
+	defer p.Close()
+	_, err = p.Publish(ctx, "big", make([]byte, 10_000_001), nil)
+	if fault.KindOf(err) != fault.Invalid || fault.CodeOf(err, "") != CodeMessageTooLarge {
+		t.Fatalf("got %v/%s (%v), want invalid %s", fault.KindOf(err), fault.CodeOf(err, ""), err, CodeMessageTooLarge)
+	}
+}

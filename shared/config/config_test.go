@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
 )
@@ -53,10 +52,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 			t.Errorf("env %v: err = %v, want mention of %s", c.env, err, c.want)
 		}
 	}
-	r := NewReader(Map(map[string]string{"NORMALIZE_MAX_AGE": "-1s", "LOG_LEVEL": "loud"}))
-	ReadFunctions(r)
+	r := NewReader(Map(map[string]string{"CONNECTOR_BUFFER": "-1", "LOG_LEVEL": "loud"}))
+	r.Int("CONNECTOR_BUFFER", 10, 1, 100)
 	r.LogLevel("LOG_LEVEL")
-	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "NORMALIZE_MAX_AGE") || !strings.Contains(err.Error(), "LOG_LEVEL") {
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "CONNECTOR_BUFFER") || !strings.Contains(err.Error(), "LOG_LEVEL") {
 		t.Errorf("want both variables named, got %v", err)
 	}
 }
@@ -74,9 +73,6 @@ func TestCommonProject(t *testing.T) {
 	ReadCommon(r)
 	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "GOOGLE_CLOUD_PROJECT") {
 		t.Errorf("cloud without project: %v", err)
-	}
-	if d := ReadFunctions(NewReader(Map(nil))).EventTTL; d != 7*24*time.Hour {
-		t.Errorf("EVENT_TTL default = %v", d)
 	}
 }
 

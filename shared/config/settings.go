@@ -2,7 +2,6 @@ package config
 
 import (
 	"log/slog"
-	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -98,26 +97,5 @@ func ReadTopics(r *Reader, p event.Prefix) Topics {
 		Whisper:    p.Topic(r.String("WHISPER_TOPIC", event.TopicWhisper)),
 		Finalize:   p.Topic(event.TopicFinalize),
 		DeadLetter: p.Topic(event.TopicDeadLetter),
-	}
-}
-
-// Functions is what the Cloud Functions read beyond Common and Twitch.
-type Functions struct {
-	// EgressDestination, when set, becomes egress.destination of normalized events.
-	EgressDestination string        // EGRESS_DESTINATION
-	NormalizeMaxAge   time.Duration // NORMALIZE_MAX_AGE: older notifications are dead-lettered
-	EventTTL          time.Duration // EVENT_TTL: expireAt = deliveredAt + TTL
-	// EgressMaxAge: an egress event published longer ago is not delivered late
-	// (EGRESS_MAX_AGE).
-	EgressMaxAge time.Duration
-}
-
-// ReadFunctions reads the functions' own settings.
-func ReadFunctions(r *Reader) Functions {
-	return Functions{
-		EgressDestination: r.String("EGRESS_DESTINATION", ""),
-		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
-		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
-		EgressMaxAge:      r.Duration("EGRESS_MAX_AGE", 30*time.Minute),
 	}
 }

@@ -1,10 +1,10 @@
 package event
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -77,6 +77,9 @@ type DeadLetterPayload struct {
 	Reason       string    `json:"reason"`
 	Error        ErrorInfo `json:"error"`
 	OriginalType string    `json:"originalType"`
+	// OriginalTruncated says that original is a TruncatedOriginal (prefix, size,
+	// SHA-256) because the message was too large to embed whole.
+	OriginalTruncated bool `json:"originalTruncated,omitempty"`
 }
 
 // NewDeadLetter builds the dead-letter message for original, which source could not
@@ -86,7 +89,7 @@ func NewDeadLetter(source, correlationID, originalType, reason string, cause err
 	if cause != nil {
 		msg = cause.Error()
 	}
-	return DeadLetter{
+	d := DeadLetter{
 		CorrelationID: correlationID,
 		Type:          TypeDeadLetter,
 		Source:        source,
@@ -95,18 +98,9 @@ func NewDeadLetter(source, correlationID, originalType, reason string, cause err
 			Error:        ErrorInfo{Code: fault.CodeOf(cause, "UNPROCESSABLE"), Message: msg},
 			OriginalType: originalType,
 		},
-		Original: OriginalJSON(original),
 	}
-}
-
-// OriginalJSON keeps b as JSON when it is valid JSON, and as a base64 JSON string
-// otherwise, so a dead letter always carries the exact input.
-func OriginalJSON(b []byte) json.RawMessage {
-	if len(b) > 0 && json.Valid(b) {
-		return json.RawMessage(b)
-	}
-	s, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
-	return s
+	d.Original, d.Payload.OriginalTruncated = originalOrDigest(original)
+	return d
 }
 
 // DeadLetterAttributes are the Pub/Sub attributes of a dead-letter message.
@@ -115,7 +109,8 @@ func DeadLetterAttributes(d DeadLetter) map[string]string {
 		AttrType:          TypeDeadLetter,
 		AttrCorrelationID: d.CorrelationID,
 		AttrSource:        d.Source,
-		"reason":          truncate(d.Payload.Reason, 256),
+		// Attribute values must be valid UTF-8, or the publish is refused.
+		"reason": truncate(strings.ToValidUTF8(d.Payload.Reason, "\uFFFD"), 256),
 	}
 }
 

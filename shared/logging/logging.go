@@ -6,8 +6,11 @@ package logging
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -79,23 +82,90 @@ func severity(l slog.Level) string {
 	}
 }
 
-// secretKeys are attribute keys whose values are never written. Code should not log
-// secrets in the first place; this catches the mistake of logging a whole credential
-// struct or header under an obvious name.
+// Redaction is the last line of defence, in three ways: by type (config.Secret
+// resolves to Redacted through slog.LogValuer before this runs, under any key), by
+// value (what looks like a bearer header or a Twitch access or refresh token, under any
+// key, also inside an error's text), and by key (a string under an obvious name).
+// Numbers, flags, durations and times are never credentials: a boolean staticToken
+// stays readable.
+
+// secretKeys are attribute keys whose string values are never written. Code should
+// not log secrets in the first place; this catches the mistake of logging a whole
+// credential or header under an obvious name.
 var secretKeys = []string{"token", "secret", "password", "authorization", "apikey", "api_key"}
 
 // Redacted is what a secret attribute's value is replaced with.
 const Redacted = "[REDACTED]"
 
+var (
+	// authHeader matches an Authorization header's credentials ("Bearer x", "OAuth x").
+	authHeader = regexp.MustCompile(`(?i)\b(bearer|oauth)\s+[A-Za-z0-9._~+/=-]{8,}`)
+	// twitchToken matches the shapes of Twitch's user access tokens (30 lower-case
+	// letters and digits) and refresh tokens (50), as whole words.
+	twitchToken = regexp.MustCompile(`\b([a-z0-9]{30}|[a-z0-9]{50})\b`)
+)
+
 func redact(a slog.Attr) slog.Attr {
-	k := strings.ToLower(a.Key)
-	for _, s := range secretKeys {
-		if strings.Contains(k, s) {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if secretKey(a.Key) {
+			a.Value = slog.StringValue(Redacted)
+		} else if r, ok := redactValue(a.Value.String()); ok {
+			a.Value = slog.StringValue(r)
+		}
+	case slog.KindAny:
+		if secretKey(a.Key) {
 			a.Value = slog.StringValue(Redacted)
 			return a
 		}
+		switch v := a.Value.Any().(type) {
+		case error:
+			if r, ok := redactValue(v.Error()); ok {
+				a.Value = slog.StringValue(r)
+			}
+		case fmt.Stringer:
+			if r, ok := redactValue(v.String()); ok {
+				a.Value = slog.StringValue(r)
+			}
+		case []string:
+			var c []string
+			for i, e := range v {
+				if r, ok := redactValue(e); ok {
+					if c == nil {
+						c = slices.Clone(v)
+					}
+					c[i] = r
+				}
+			}
+			if c != nil {
+				a.Value = slog.AnyValue(c)
+			}
+		}
 	}
 	return a
+}
+
+func secretKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, s := range secretKeys {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactValue replaces what looks like a credential inside s; ok is false when s has
+// none (the common case costs a length check).
+func redactValue(s string) (string, bool) {
+	if len(s) < 14 {
+		return s, false
+	}
+	r := authHeader.ReplaceAllString(s, "$1 "+Redacted)
+	if len(r) >= 30 {
+		r = twitchToken.ReplaceAllString(r, Redacted)
+	}
+	return r, r != s
 }
 
 type ctxKey struct{}

@@ -25,6 +25,9 @@ type ForwardedLedger struct {
 	dropped   atomic.Uint64
 	done      chan struct{}
 	closeOnce sync.Once
+	// ctx bounds every write; cancelled when Close's deadline passes.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type forwardedEntry struct {
@@ -35,6 +38,7 @@ type forwardedEntry struct {
 // NewForwardedLedger starts the background writer; Close flushes it.
 func NewForwardedLedger(client *firestore.Client, retention time.Duration, log *slog.Logger) *ForwardedLedger {
 	l := &ForwardedLedger{client: client, retention: retention, log: log, in: make(chan forwardedEntry, 50_000), done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
 	return l
 }
@@ -56,11 +60,11 @@ func (l *ForwardedLedger) run() {
 	batch := make([]forwardedEntry, 0, maxBatch)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	flush := func() {
+	flush := func(parent context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(parent, 10*time.Second)
 		defer cancel()
 		wb := l.client.BulkWriter(ctx)
 		now := time.Now()
@@ -79,15 +83,15 @@ func (l *ForwardedLedger) run() {
 		select {
 		case e, ok := <-l.in:
 			if !ok {
-				flush()
+				flush(l.ctx)
 				return
 			}
 			batch = append(batch, e)
 			if len(batch) == maxBatch {
-				flush()
+				flush(l.ctx)
 			}
 		case <-tick.C:
-			flush()
+			flush(l.ctx)
 		}
 	}
 }
@@ -109,8 +113,14 @@ func (l *ForwardedLedger) Recent(ctx context.Context, since time.Time) ([]string
 	return ids, ats, nil
 }
 
-// Close flushes queued records.
-func (l *ForwardedLedger) Close() {
+// Close flushes queued records, giving up at ctx's end (they are best effort).
+func (l *ForwardedLedger) Close(ctx context.Context) {
 	l.closeOnce.Do(func() { close(l.in) })
+	stop := context.AfterFunc(ctx, l.cancel)
+	defer stop()
 	<-l.done
+	l.cancel()
+	if ctx.Err() != nil {
+		l.log.Warn("forwarded ledger: shutdown deadline passed; records abandoned")
+	}
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// Tokens supplies the user access token. Required for Helix calls (ValidateToken
 	// does not need it).
 	Tokens TokenSource
+	// AppTokens supplies the app access token (an AppTokenProvider): conduits, and
+	// conduit and webhook subscriptions, use it. Optional; without it those calls fail
+	// with TWITCH_NO_TOKEN.
+	AppTokens TokenSource
 	// Logger receives one debug line per request and warnings for 401/429/5xx.
 	// Default: discard.
 	Logger *slog.Logger
@@ -77,6 +81,10 @@ type Client struct {
 	rlReset     time.Time
 
 	users userCache
+
+	// app makes the calls that need the app access token. It has its own rate-limit
+	// view: Twitch keeps a separate bucket per token.
+	app *Client
 }
 
 // NewClient returns a Helix client.
@@ -103,7 +111,14 @@ func NewClient(o Options) *Client {
 	if o.MaxRateLimitWait <= 0 {
 		o.MaxRateLimitWait = 15 * time.Second
 	}
+	var app *Client
+	if o.AppTokens != nil {
+		ao := o
+		ao.Tokens, ao.AppTokens = o.AppTokens, nil
+		app = NewClient(ao)
+	}
 	return &Client{
+		app:      app,
 		apiBase:  o.APIBaseURL,
 		subsURL:  o.EventSubSubscriptionsURL,
 		clientID: o.ClientID,

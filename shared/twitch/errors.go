@@ -62,6 +62,9 @@ const (
 	// FlavourSubscriptionCount is a limit on the number of subscriptions (per
 	// connection, or per type and condition).
 	FlavourSubscriptionCount Flavour = "subscription_count"
+	// FlavourConduits is the limit on conduits per app (5): it clears only when a
+	// conduit is deleted.
+	FlavourConduits Flavour = "conduits"
 )
 
 // APIError is a non-success answer from Helix or the OAuth server. It is always
@@ -106,6 +109,8 @@ type helixErrorBody struct {
 func flavourOf(endpoint, message string) Flavour {
 	m := strings.ToLower(message)
 	switch {
+	case strings.Contains(m, "conduit"):
+		return FlavourConduits
 	case strings.Contains(m, "transport"):
 		return FlavourTransports
 	case strings.Contains(m, "cost"):
@@ -134,6 +139,8 @@ func classify(e *APIError) *fault.Error {
 			fe.Code = CodeTotalCostLimit
 		case FlavourSubscriptionCount:
 			fe.Code = CodeSubscriptionCountLimit
+		case FlavourConduits:
+			fe.Code = CodeConduitLimit
 		default:
 			fe.Code = CodeRateLimited
 		}

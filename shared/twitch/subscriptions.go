@@ -42,7 +42,9 @@ type subscriptionsBody struct {
 // SUBSCRIPTION_EXISTS (409, same type and condition on this transport),
 // WEBSOCKET_TRANSPORTS_LIMIT / SUBSCRIPTION_COST_LIMIT / SUBSCRIPTION_COUNT_LIMIT
 // (429 that only deleting subscriptions clears), TWITCH_FORBIDDEN (403, missing scope),
-// TWITCH_UNAUTHORIZED (401, e.g. an app token on a WebSocket transport).
+// TWITCH_UNAUTHORIZED (401, e.g. an app token on a WebSocket transport). A conduit
+// subscription is created with the app access token (Options.AppTokens), a WebSocket
+// one with the user token.
 func (c *Client) CreateEventSubSubscription(ctx context.Context, r CreateSubscriptionRequest) (*CreatedSubscription, error) {
 	const endpoint = "POST /eventsub/subscriptions"
 	if r.Type == "" || r.Version == "" {
@@ -67,7 +69,13 @@ func (c *Client) CreateEventSubSubscription(ctx context.Context, r CreateSubscri
 	if err != nil {
 		return nil, invalidInput("create subscription %s: %v", r.Type, err)
 	}
-	resp, err := c.do(ctx, request{method: http.MethodPost, path: "/eventsub/subscriptions", url: c.subsURL, body: body})
+	sender := c
+	if r.Transport.Method == "conduit" {
+		if sender, err = c.appClient("create conduit subscription " + r.Type); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := sender.do(ctx, request{method: http.MethodPost, path: "/eventsub/subscriptions", url: c.subsURL, body: body})
 	if err != nil {
 		return nil, wrapf(err, "create subscription %s", r.Type)
 	}
@@ -102,6 +110,46 @@ type SubscriptionList struct {
 // token: that user's WebSocket subscriptions, including disabled ones of dead
 // sessions that still count against limits), following every page.
 func (c *Client) ListEventSubSubscriptions(ctx context.Context, f ListSubscriptionsFilter) (*SubscriptionList, error) {
+	return c.listSubscriptions(ctx, f)
+}
+
+// ListConduitSubscriptions lists the app's subscriptions (app access token) that
+// deliver to conduitID, following every page. Twitch has no conduit filter, so the
+// list is narrowed by f on Twitch's side (pass a Type or Status to page less) and by
+// conduit here.
+func (c *Client) ListConduitSubscriptions(ctx context.Context, conduitID string, f ListSubscriptionsFilter) (*SubscriptionList, error) {
+	if conduitID == "" {
+		return nil, invalidInput("list conduit subscriptions: conduit id is required")
+	}
+	app, err := c.appClient("list conduit subscriptions")
+	if err != nil {
+		return nil, err
+	}
+	list, err := app.listSubscriptions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	kept := list.Subscriptions[:0]
+	for _, s := range list.Subscriptions {
+		if s.Transport.Method == "conduit" && s.Transport.ConduitID == conduitID {
+			kept = append(kept, s)
+		}
+	}
+	list.Subscriptions = kept
+	return list, nil
+}
+
+// DeleteConduitSubscription deletes one of the app's subscriptions (app access
+// token); TWITCH_NOT_FOUND when it does not exist (any more).
+func (c *Client) DeleteConduitSubscription(ctx context.Context, id string) error {
+	app, err := c.appClient("delete conduit subscription")
+	if err != nil {
+		return err
+	}
+	return app.DeleteEventSubSubscription(ctx, id)
+}
+
+func (c *Client) listSubscriptions(ctx context.Context, f ListSubscriptionsFilter) (*SubscriptionList, error) {
 	const endpoint = "GET /eventsub/subscriptions"
 	n := 0
 	for _, v := range []string{f.Status, f.Type, f.UserID, f.SubscriptionID} {

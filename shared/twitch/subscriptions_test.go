@@ -163,7 +163,7 @@ func TestConduitSubscriptionWithAppToken(t *testing.T) {
 	if ts.Validation().UserID != "" {
 		t.Errorf("app token validation has a user: %+v", ts.Validation())
 	}
-	c := NewClient(Options{APIBaseURL: f.fake.APIBaseURL(), ClientID: f.fake.ClientID(), Tokens: ts})
+	c := NewClient(Options{APIBaseURL: f.fake.APIBaseURL(), ClientID: f.fake.ClientID(), AppTokens: ts})
 	sub, err := c.CreateEventSubSubscription(context.Background(), CreateSubscriptionRequest{
 		Type: TypeChannelUpdate, Version: VersionChannelUpdate,
 		Condition: map[string]string{"broadcaster_user_id": broadcasterID}, Transport: ConduitTransport("conduit-1")})
@@ -173,7 +173,7 @@ func TestConduitSubscriptionWithAppToken(t *testing.T) {
 	if sub.Transport.Method != "conduit" || sub.Transport.ConduitID != "conduit-1" {
 		t.Errorf("transport = %+v", sub.Transport)
 	}
-	list, err := c.ListEventSubSubscriptions(context.Background(), ListSubscriptionsFilter{})
+	list, err := c.ListConduitSubscriptions(context.Background(), "conduit-1", ListSubscriptionsFilter{})
 	if err != nil || len(list.Subscriptions) != 1 {
 		t.Fatalf("app token should see its conduit subscription: %+v %v", list, err)
 	}

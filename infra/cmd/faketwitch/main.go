@@ -57,7 +57,7 @@ func run() error {
 		if project == "" {
 			project = config.DefaultLocalProject
 		}
-		fs, err := store.NewClient(ctx, project, os.Getenv("FIRESTORE_DATABASE"))
+		fs, err := store.NewClient(ctx, project, os.Getenv("FIRESTORE_DATABASE"), store.WithEmulator(host))
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/infra/load"
+	"github.com/bitbrat/twitch-edge/infra/stack"
 )
 
 func main() {
@@ -88,8 +89,11 @@ func run() (int, error) {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := load.Run(ctx, load.Options{Rates: rs, Duration: *duration, Drain: *drain, StartupRuns: sr,
-		UseEnvEmulators: *envEmu, ConnectorEnv: cenv, Log: os.Stderr})
+	o := load.Options{Rates: rs, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, Log: os.Stderr}
+	if *envEmu {
+		o.PubSubHost, o.FirestoreHost = os.Getenv("PUBSUB_EMULATOR_HOST"), os.Getenv("FIRESTORE_EMULATOR_HOST")
+	}
+	rep, err := load.Run(ctx, o)
 	if rep == nil || len(rep.Steps) == 0 {
 		return 1, err
 	}
@@ -115,7 +119,7 @@ func run() (int, error) {
 // the JSON is left as it is.
 func write(rep *load.Report, dir, cmdline string) error {
 	if !filepath.IsAbs(dir) {
-		root, err := load.ModuleRoot()
+		root, err := stack.ModuleRoot()
 		if err != nil {
 			return err
 		}

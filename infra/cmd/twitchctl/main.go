@@ -6,7 +6,8 @@
 //	twitchctl reconnect | drop | silence [--session id]
 //	twitchctl close <code> [--session id]
 //	twitchctl revoke <type> [--broadcaster login] [--reason r]
-//	twitchctl sessions | deliveries | users
+//	twitchctl sessions | deliveries | users [--json]
+//	twitchctl help [command]
 //	twitchctl egress --type dm|chat --text "..." [--channel #login] [--user id]
 //
 // Addresses: --control (TWITCHCTL_CONTROL, default http://127.0.0.1:8090), --pubsub
@@ -16,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,11 +43,14 @@ commands:
   close <code> [--session id]            close the socket with a close code (4000-4007)
   drop [--session id]                    cut the socket's TCP connection, no close frame
   silence [--session id]                 stop keepalives (a zombie socket)
-  sessions                               live sockets and subscriptions
-  deliveries                             chat messages and whispers the fake Helix received
-  users                                  the fake's seeded users
+  sessions [--json]                      live sockets and subscriptions
+  deliveries [--json]                    chat messages and whispers the fake Helix received
+  users [--json]                         the fake's seeded users
   egress --type dm|chat --text "..."     publish an egress event to internal.egress.v1
         [--channel #login] [--user id] [--correlation-id id]
+  help [command]                         this text, or one command's flags
+
+-h, --help and help print this and exit 0; a usage error exits 2, a failed command 1.
 
 global flags (also accepted after the command):
 `
@@ -83,34 +88,64 @@ func run(args []string, stdout, stderr io.Writer) int {
 		timeout: 15 * time.Second,
 	}
 	top := flag.NewFlagSet("twitchctl", flag.ContinueOnError)
-	top.SetOutput(stderr)
+	top.SetOutput(io.Discard) // errors and usage are printed below, once
 	g.register(top)
-	top.Usage = func() { fmt.Fprint(stderr, usage); top.PrintDefaults() }
+	printUsage := func(w io.Writer) {
+		fmt.Fprint(w, usage)
+		top.SetOutput(w)
+		top.PrintDefaults()
+		top.SetOutput(io.Discard)
+	}
 	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // asked for: stdout, success
+			printUsage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "twitchctl: %v\n\n", err)
+		printUsage(stderr)
 		return 2
 	}
 	if top.NArg() == 0 {
-		top.Usage()
+		fmt.Fprint(stderr, "twitchctl: no command given\n\n")
+		printUsage(stderr)
 		return 2
 	}
 	cmd, rest := top.Arg(0), top.Args()[1:]
+	if cmd == "help" {
+		if len(rest) == 0 {
+			printUsage(stdout)
+			return 0
+		}
+		cmd, rest = rest[0], []string{"-h"}
+	}
 	c, ok := commands[cmd]
 	if !ok {
-		fmt.Fprintf(stderr, "twitchctl: unknown command %q\n\n", cmd)
-		top.Usage()
+		fmt.Fprintf(stderr, "twitchctl: unknown command %q (twitchctl help lists them)\n", cmd)
 		return 2
 	}
 	fs := flag.NewFlagSet("twitchctl "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	g.register(fs)
 	a := &cmdArgs{}
 	c.flags(fs, a)
+	printCmdUsage := func(w io.Writer) {
+		fmt.Fprintf(w, "usage: twitchctl %s\n\nflags:\n", c.synopsis(cmd))
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
 	pos, err := parseInterleaved(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		printCmdUsage(stdout)
+		return 0
+	}
 	if err != nil {
+		fmt.Fprintf(stderr, "twitchctl %s: %v\n\n", cmd, err)
+		printCmdUsage(stderr)
 		return 2
 	}
-	if len(pos) != c.args {
-		fmt.Fprintf(stderr, "twitchctl %s: want %d argument(s), got %d (%q)\n", cmd, c.args, len(pos), pos)
+	if msg := c.checkArgs(cmd, pos); msg != "" {
+		fmt.Fprintf(stderr, "twitchctl: %s\n", msg)
 		return 2
 	}
 	a.pos = pos
@@ -154,6 +189,7 @@ type cmdArgs struct {
 	broadcaster, user, title, category string
 	session, reason                    string
 	kind, text, channel, correlationID string
+	json                               bool
 }
 
 type cmdEnv struct {
@@ -163,19 +199,56 @@ type cmdEnv struct {
 }
 
 type command struct {
+	// args is how many positional arguments the command takes; arg names the one it
+	// takes, says what it is and gives an example: "code|a close code|4000".
 	args  int
+	arg   string
 	flags func(*flag.FlagSet, *cmdArgs)
 	run   func(context.Context, *cmdEnv, *cmdArgs) error
+}
+
+// synopsis is the command's first usage line.
+func (c command) synopsis(name string) string {
+	if c.args == 0 {
+		return name + " [flags]"
+	}
+	short, _, _ := strings.Cut(c.arg, "|")
+	return fmt.Sprintf("%s <%s> [flags]", name, short)
+}
+
+// checkArgs says in words what is wrong with the positional arguments, or "".
+func (c command) checkArgs(name string, pos []string) string {
+	switch {
+	case len(pos) == c.args:
+		return ""
+	case c.args == 0:
+		return fmt.Sprintf("%s takes no arguments, only flags (got %q); see twitchctl help %s", name, strings.Join(pos, " "), name)
+	}
+	parts := strings.SplitN(c.arg+"||", "|", 4) // name, description, example, rest
+	what, example := parts[1], parts[2]
+	if len(pos) < c.args {
+		return fmt.Sprintf("%s needs %s, e.g. twitchctl %s %s", name, what, name, example)
+	}
+	return fmt.Sprintf("%s takes one argument, %s (got %q); put flag values after their flag", name, what, strings.Join(pos, " "))
 }
 
 func sessionFlag(fs *flag.FlagSet, a *cmdArgs) {
 	fs.StringVar(&a.session, "session", "", "session id (default: the newest live socket)")
 }
 
-func noFlags(*flag.FlagSet, *cmdArgs) {}
+func jsonFlag(fs *flag.FlagSet, a *cmdArgs) {
+	fs.BoolVar(&a.json, "json", false, "print the fake's answer as JSON")
+}
+
+// printJSON writes v indented, for --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
 
 var commands = map[string]command{
-	"trigger": {args: 1, flags: func(fs *flag.FlagSet, a *cmdArgs) {
+	"trigger": {args: 1, arg: "type|a subscription type|channel.follow", flags: func(fs *flag.FlagSet, a *cmdArgs) {
 		fs.StringVar(&a.broadcaster, "broadcaster", "", "channel login (default bitbrat_demo)")
 		fs.StringVar(&a.user, "user", "", "follower login (channel.follow; default: the next viewer)")
 		fs.StringVar(&a.title, "title", "", "stream title (channel.update)")
@@ -188,7 +261,7 @@ var commands = map[string]command{
 		}
 		return err
 	}},
-	"revoke": {args: 1, flags: func(fs *flag.FlagSet, a *cmdArgs) {
+	"revoke": {args: 1, arg: "type|a subscription type|channel.follow", flags: func(fs *flag.FlagSet, a *cmdArgs) {
 		fs.StringVar(&a.broadcaster, "broadcaster", "", "only this channel (login)")
 		fs.StringVar(&a.reason, "reason", "", "revocation status (default authorization_revoked)")
 	}, run: func(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
@@ -198,7 +271,7 @@ var commands = map[string]command{
 		}
 		return err
 	}},
-	"close": {args: 1, flags: sessionFlag, run: func(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
+	"close": {args: 1, arg: "code|a close code (4000-4007)|4000", flags: sessionFlag, run: func(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 		code, err := strconv.Atoi(a.pos[0])
 		if err != nil {
 			return usageError{fmt.Sprintf("close code %q is not a number (Twitch uses 4000-4007)", a.pos[0])}
@@ -223,14 +296,14 @@ var commands = map[string]command{
 		}
 		return err
 	}},
-	"sessions":   {flags: noFlags, run: sessions},
-	"deliveries": {flags: noFlags, run: deliveries},
-	"users":      {flags: noFlags, run: users},
+	"sessions":   {flags: jsonFlag, run: sessions},
+	"deliveries": {flags: jsonFlag, run: deliveries},
+	"users":      {flags: jsonFlag, run: users},
 	"egress": {flags: func(fs *flag.FlagSet, a *cmdArgs) {
 		fs.StringVar(&a.kind, "type", "chat", "dm or chat")
 		fs.StringVar(&a.text, "text", "", "the text to deliver (required)")
-		fs.StringVar(&a.channel, "channel", "#bitbrat_demo", "channel, #login")
-		fs.StringVar(&a.user, "user", "2001", "recipient's Twitch user id (dm)")
+		fs.StringVar(&a.channel, "channel", "#"+faketwitch.Channels[0].Login, "channel, #login")
+		fs.StringVar(&a.user, "user", faketwitch.Viewers[0].ID, "recipient's Twitch user id (dm)")
 		fs.StringVar(&a.correlationID, "correlation-id", "", "correlation id (default: a new uuid)")
 	}, run: egress},
 }
@@ -249,10 +322,13 @@ func trigger(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	return nil
 }
 
-func sessions(ctx context.Context, e *cmdEnv, _ *cmdArgs) error {
+func sessions(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	s, err := e.ctl.Sessions(ctx)
 	if err != nil {
 		return err
+	}
+	if a.json {
+		return printJSON(e.out, s)
 	}
 	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tCONNECTED\tKEEPALIVE\tSUBSCRIPTIONS\tRECONNECTING")
@@ -266,10 +342,13 @@ func sessions(ctx context.Context, e *cmdEnv, _ *cmdArgs) error {
 	return tw.Flush()
 }
 
-func deliveries(ctx context.Context, e *cmdEnv, _ *cmdArgs) error {
+func deliveries(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	d, err := e.ctl.Deliveries(ctx)
 	if err != nil {
 		return err
+	}
+	if a.json {
+		return printJSON(e.out, d)
 	}
 	fmt.Fprintf(e.out, "chat messages (%d):\n", len(d.Chat))
 	for _, c := range d.Chat {
@@ -286,10 +365,13 @@ func deliveries(ctx context.Context, e *cmdEnv, _ *cmdArgs) error {
 	return nil
 }
 
-func users(ctx context.Context, e *cmdEnv, _ *cmdArgs) error {
+func users(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	us, err := e.ctl.Users(ctx)
 	if err != nil {
 		return err
+	}
+	if a.json {
+		return printJSON(e.out, us)
 	}
 	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tLOGIN\tROLE")

@@ -3,7 +3,9 @@ package twitchtest
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 )
 
 // token serves POST /oauth2/token: refresh_token and client_credentials grants.
@@ -34,6 +36,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.mu.Lock()
 		t := Token{AccessToken: "app-" + newID(), ExpiresAt: s.o.Now().Add(s.o.TokenLifetime)}
 		s.tokens[t.AccessToken] = &tokenInfo{Token: t, clientID: s.o.ClientID}
+		s.appIssued++
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]any{
 			"access_token": t.AccessToken, "expires_in": int(s.o.TokenLifetime.Seconds()), "token_type": "bearer",
@@ -73,6 +76,13 @@ func (s *Server) refreshGrant(w http.ResponseWriter, refresh string) {
 		"expires_in":    int(s.o.TokenLifetime.Seconds()),
 		"token_type":    "bearer",
 	})
+}
+
+// AppTokenCount is how many app access tokens (client_credentials grants) were issued.
+func (s *Server) AppTokenCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appIssued
 }
 
 // validate serves GET /oauth2/validate.
@@ -116,3 +126,90 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request, _ []byte) {
 func writeOAuthError(w http.ResponseWriter, status int, message string) {
 	writeJSON(w, status, map[string]any{"status": status, "message": message})
 }
+
+// Token is a credential the fake accepts.
+type Token struct {
+	AccessToken  string
+	RefreshToken string
+	// UserID is empty for an app access token.
+	UserID string
+	Scopes []string
+	// ExpiresAt is when the access token stops working. Zero: now + TokenLifetime.
+	ExpiresAt time.Time
+}
+
+type tokenInfo struct {
+	Token
+	clientID string
+	revoked  bool
+}
+
+// AddToken registers a user (or app) access token and its refresh token.
+func (s *Server) AddToken(t Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.ExpiresAt.IsZero() {
+		t.ExpiresAt = s.o.Now().Add(s.o.TokenLifetime)
+	}
+	ti := &tokenInfo{Token: t, clientID: s.o.ClientID}
+	s.tokens[t.AccessToken] = ti
+	if t.RefreshToken != "" {
+		s.refreshes[t.RefreshToken] = ti
+	}
+}
+
+// ExpireToken makes an access token invalid (401 everywhere) while its refresh token
+// keeps working: what happens when a token's lifetime ends.
+func (s *Server) ExpireToken(accessToken string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ti := s.tokens[accessToken]; ti != nil {
+		ti.ExpiresAt = s.o.Now().Add(-time.Second)
+	}
+}
+
+// RevokeToken makes the access token and its refresh token invalid: what happens
+// when the user disconnects the app.
+func (s *Server) RevokeToken(accessToken string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ti := s.tokens[accessToken]; ti != nil {
+		ti.revoked = true
+		delete(s.refreshes, ti.RefreshToken)
+	}
+}
+
+// RefreshCount is how many refresh_token grants succeeded.
+func (s *Server) RefreshCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshN
+}
+
+// LatestToken returns the newest valid user token issued for userID.
+func (s *Server) LatestToken(userID string) (Token, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *tokenInfo
+	for _, ti := range s.tokens {
+		if ti.UserID == userID && !ti.revoked && (best == nil || ti.ExpiresAt.After(best.ExpiresAt)) {
+			best = ti
+		}
+	}
+	if best == nil {
+		return Token{}, false
+	}
+	return best.Token, true
+}
+
+// tokenFor resolves a valid access token; nil when missing, unknown, expired or
+// revoked. Callers hold s.mu.
+func (s *Server) tokenFor(access string) *tokenInfo {
+	ti := s.tokens[access]
+	if ti == nil || ti.revoked || !s.o.Now().Before(ti.ExpiresAt) {
+		return nil
+	}
+	return ti
+}
+
+func (ti *tokenInfo) hasScope(scope string) bool { return slices.Contains(ti.Scopes, scope) }

@@ -19,8 +19,6 @@ package twitchtest
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -74,6 +72,24 @@ type Options struct {
 	// PingInterval makes the server ping each socket and close it with 4002 when no
 	// pong comes. Default 0: no pings.
 	PingInterval time.Duration
+
+	// ConduitDeleteAfter is how long a conduit whose shards are all disabled lives
+	// before it is deleted with its subscriptions. Default 72 h, as on Twitch.
+	ConduitDeleteAfter time.Duration
+	// WebhookRetries is how often a webhook notification is retried on the same
+	// callback after a failed attempt. Default 2.
+	WebhookRetries int
+	// WebhookFailureLimit is how many notifications in a row a webhook shard may
+	// fail before it is disabled with notification_failures_exceeded. Default 3.
+	WebhookFailureLimit int
+	// WebhookTimeout bounds each POST to a callback. Default 5 s.
+	WebhookTimeout time.Duration
+	// MaxConduitCost is max_total_cost of the app's conduit subscriptions, so a test
+	// can reach the limit without 10,000 subscriptions. Default 10,000, as on Twitch.
+	MaxConduitCost int
+	// WebhookClient posts to callbacks. Default: a plain http.Client (the fake,
+	// unlike Twitch, accepts http:// loopback callbacks).
+	WebhookClient *http.Client
 }
 
 // Server is the fake. Create it with New; its methods are safe for concurrent use.
@@ -85,27 +101,30 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	closed    bool
-	requests  []Request
-	scripts   map[string][]Response
-	users     map[string]*User // by id
-	logins    map[string]string
-	mods      map[string]map[string]bool // broadcaster → moderators
-	banned    map[string]map[string]bool // broadcaster → banned users
-	tokens    map[string]*tokenInfo      // by access token
-	refreshes map[string]*tokenInfo      // by refresh token
-	refreshN  int
-	buckets   map[string]*bucket
-	chats     []ChatMessage
-	whispers  []Whisper
-	wstats    map[string]*whisperStats
-	subs      map[string]*Subscription
-	subSeq    int
-	conduits  map[string]bool
-	sessions  map[string]*session
-	pending   map[string]*session // reconnect token → old session
-	frames    map[string]sentFrame
+	mu         sync.Mutex
+	closed     bool
+	requests   []Request
+	scripts    map[string][]Response
+	users      map[string]*User // by id
+	logins     map[string]string
+	mods       map[string]map[string]bool // broadcaster → moderators
+	banned     map[string]map[string]bool // broadcaster → banned users
+	tokens     map[string]*tokenInfo      // by access token
+	refreshes  map[string]*tokenInfo      // by refresh token
+	refreshN   int
+	buckets    map[string]*bucket
+	chats      []ChatMessage
+	whispers   []Whisper
+	wstats     map[string]*whisperStats
+	subs       map[string]*Subscription
+	subSeq     int
+	conduits   map[string]*conduit
+	conduitSeq int
+	conduitLog []ConduitDelivery
+	appIssued  int
+	sessions   map[string]*session
+	pending    map[string]*session // reconnect token → old session
+	frames     map[string]sentFrame
 }
 
 // New starts a fake Twitch.
@@ -140,6 +159,24 @@ func New(o Options) (*Server, error) {
 	if o.ReconnectGrace <= 0 {
 		o.ReconnectGrace = 30 * time.Second
 	}
+	if o.ConduitDeleteAfter <= 0 {
+		o.ConduitDeleteAfter = 72 * time.Hour
+	}
+	if o.MaxConduitCost <= 0 {
+		o.MaxConduitCost = MaxConduitTotalCost
+	}
+	if o.WebhookRetries <= 0 {
+		o.WebhookRetries = 2
+	}
+	if o.WebhookFailureLimit <= 0 {
+		o.WebhookFailureLimit = 3
+	}
+	if o.WebhookTimeout <= 0 {
+		o.WebhookTimeout = 5 * time.Second
+	}
+	if o.WebhookClient == nil {
+		o.WebhookClient = &http.Client{}
+	}
 	s := &Server{
 		o:         o,
 		scripts:   map[string][]Response{},
@@ -152,7 +189,7 @@ func New(o Options) (*Server, error) {
 		buckets:   map[string]*bucket{},
 		wstats:    map[string]*whisperStats{},
 		subs:      map[string]*Subscription{},
-		conduits:  map[string]bool{},
+		conduits:  map[string]*conduit{},
 		sessions:  map[string]*session{},
 		pending:   map[string]*session{},
 		frames:    map[string]sentFrame{},
@@ -163,9 +200,11 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /helix/eventsub/subscriptions", s.helix(s.createSubscription))
 	mux.HandleFunc("GET /helix/eventsub/subscriptions", s.helix(s.listSubscriptions))
 	mux.HandleFunc("DELETE /helix/eventsub/subscriptions", s.helix(s.deleteSubscription))
+	s.conduitRoutes(mux)
 	mux.HandleFunc("POST /helix/chat/messages", s.helix(s.sendChat))
 	mux.HandleFunc("POST /helix/whispers", s.helix(s.sendWhisper))
 	mux.HandleFunc("GET /helix/users", s.helix(s.getUsers))
+	mux.HandleFunc("GET /helix/moderation/channels", s.helix(s.getModeratedChannels))
 	mux.HandleFunc("POST /oauth2/token", s.scripted(s.token))
 	mux.HandleFunc("GET /oauth2/validate", s.scripted(s.validate))
 	mux.HandleFunc("GET /ws", s.serveWS)
@@ -221,6 +260,11 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	for _, cd := range s.conduits {
+		if cd.doomed != nil {
+			cd.doomed.Stop()
+		}
+	}
 	var sess []*session
 	for _, ss := range s.sessions {
 		sess = append(sess, ss)
@@ -282,89 +326,6 @@ func (s *Server) record(r *http.Request, body []byte) {
 	})
 }
 
-// Response is a scripted answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   string
-}
-
-// Script queues responses for an endpoint (method and full path, e.g. "POST",
-// "/helix/chat/messages"): the next len(rs) requests to it get them in order, before
-// any token or input checks, then normal behaviour resumes.
-func (s *Server) Script(method, path string, rs ...Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := method + " " + path
-	s.scripts[k] = append(s.scripts[k], rs...)
-}
-
-// ErrorResponse is Twitch's error shape: {"error": "<status text>", "status": N,
-// "message": "..."}.
-func ErrorResponse(status int, message string) Response {
-	b, _ := json.Marshal(map[string]any{"error": http.StatusText(status), "status": status, "message": message})
-	return Response{Status: status, Header: jsonHeader(), Body: string(b)}
-}
-
-// RateLimitedResponse is a 429 with Ratelimit-Limit, Ratelimit-Remaining: 0 and
-// Ratelimit-Reset set to reset; message may name the limit (e.g. "number of websocket
-// transports limit exceeded").
-func RateLimitedResponse(limit int, reset time.Time, message string) Response {
-	r := ErrorResponse(http.StatusTooManyRequests, message)
-	r.Header.Set("Ratelimit-Limit", itoa(limit))
-	r.Header.Set("Ratelimit-Remaining", "0")
-	r.Header.Set("Ratelimit-Reset", itoa(int(reset.Unix())))
-	return r
-}
-
-// ChatDroppedResponse is Send Chat Message's 200 with is_sent false and the reason.
-func ChatDroppedResponse(code, message string) Response {
-	b, _ := json.Marshal(map[string]any{"data": []map[string]any{{
-		"message_id": "", "is_sent": false, "drop_reason": map[string]string{"code": code, "message": message},
-	}}})
-	return Response{Status: http.StatusOK, Header: jsonHeader(), Body: string(b)}
-}
-
-func jsonHeader() http.Header {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	return h
-}
-
-// nextScripted pops the next scripted response for the request's endpoint.
-func (s *Server) nextScripted(r *http.Request) (Response, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := r.Method + " " + r.URL.Path
-	q := s.scripts[k]
-	if len(q) == 0 {
-		return Response{}, false
-	}
-	s.scripts[k] = q[1:]
-	return q[0], true
-}
-
-// scripted records the request and serves a scripted response if one is queued.
-func (s *Server) scripted(h func(w http.ResponseWriter, r *http.Request, body []byte)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "unreadable body")
-			return
-		}
-		s.record(r, body)
-		if resp, ok := s.nextScripted(r); ok {
-			for k, v := range resp.Header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(resp.Status)
-			_, _ = io.WriteString(w, resp.Body)
-			return
-		}
-		h(w, r, body)
-	}
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -421,100 +382,6 @@ func (s *Server) BanFromChat(broadcasterID, userID string) {
 	s.banned[broadcasterID][userID] = true
 }
 
-// AddConduit registers a conduit id so subscriptions can target it.
-func (s *Server) AddConduit(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conduits[id] = true
-}
-
-// Token is a credential the fake accepts.
-type Token struct {
-	AccessToken  string
-	RefreshToken string
-	// UserID is empty for an app access token.
-	UserID string
-	Scopes []string
-	// ExpiresAt is when the access token stops working. Zero: now + TokenLifetime.
-	ExpiresAt time.Time
-}
-
-type tokenInfo struct {
-	Token
-	clientID string
-	revoked  bool
-}
-
-// AddToken registers a user (or app) access token and its refresh token.
-func (s *Server) AddToken(t Token) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t.ExpiresAt.IsZero() {
-		t.ExpiresAt = s.o.Now().Add(s.o.TokenLifetime)
-	}
-	ti := &tokenInfo{Token: t, clientID: s.o.ClientID}
-	s.tokens[t.AccessToken] = ti
-	if t.RefreshToken != "" {
-		s.refreshes[t.RefreshToken] = ti
-	}
-}
-
-// ExpireToken makes an access token invalid (401 everywhere) while its refresh token
-// keeps working: what happens when a token's lifetime ends.
-func (s *Server) ExpireToken(accessToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ti := s.tokens[accessToken]; ti != nil {
-		ti.ExpiresAt = s.o.Now().Add(-time.Second)
-	}
-}
-
-// RevokeToken makes the access token and its refresh token invalid: what happens
-// when the user disconnects the app.
-func (s *Server) RevokeToken(accessToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ti := s.tokens[accessToken]; ti != nil {
-		ti.revoked = true
-		delete(s.refreshes, ti.RefreshToken)
-	}
-}
-
-// RefreshCount is how many refresh_token grants succeeded.
-func (s *Server) RefreshCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refreshN
-}
-
-// LatestToken returns the newest valid user token issued for userID.
-func (s *Server) LatestToken(userID string) (Token, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var best *tokenInfo
-	for _, ti := range s.tokens {
-		if ti.UserID == userID && !ti.revoked && (best == nil || ti.ExpiresAt.After(best.ExpiresAt)) {
-			best = ti
-		}
-	}
-	if best == nil {
-		return Token{}, false
-	}
-	return best.Token, true
-}
-
-// tokenFor resolves a valid access token; nil when missing, unknown, expired or
-// revoked. Callers hold s.mu.
-func (s *Server) tokenFor(access string) *tokenInfo {
-	ti := s.tokens[access]
-	if ti == nil || ti.revoked || !s.o.Now().Before(ti.ExpiresAt) {
-		return nil
-	}
-	return ti
-}
-
-func (ti *tokenInfo) hasScope(scope string) bool { return slices.Contains(ti.Scopes, scope) }
-
 // Wait polls cond every few milliseconds until it is true or ctx ends. Tests use it
 // to wait for the client to connect, subscribe or reconnect.
 func (s *Server) Wait(ctx context.Context, cond func() bool) error {
@@ -533,5 +400,3 @@ func (s *Server) Wait(ctx context.Context, cond func() bool) error {
 }
 
 func newID() string { return uuid.NewString() }
-
-var errClosed = errors.New("twitchtest: server closed")

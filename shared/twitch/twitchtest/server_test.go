@@ -53,6 +53,11 @@ func newFake(t *testing.T, o twitchtest.Options) *twitchtest.Server {
 	if o.KeepaliveUnit == 0 {
 		o.KeepaliveUnit = 10 * time.Millisecond
 	}
+	// A test subscribes (or PATCHes a shard) well within this; the tests of the 4003
+	// close set a short window themselves.
+	if o.SubscribeTimeout == 0 {
+		o.SubscribeTimeout = patience
+	}
 	f, err := twitchtest.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +307,8 @@ func TestNotifyAndRedeliver(t *testing.T) {
 }
 
 func TestReconnectHandover(t *testing.T) {
-	f := newFake(t, twitchtest.Options{ReconnectGrace: 300 * time.Millisecond})
+	// The grace time is ended by the test, after the handover, never by the clock.
+	f := newFake(t, twitchtest.Options{ReconnectGrace: time.Hour})
 	old := dial(t, f.EventSubWSURL())
 	oldID := old.welcome()
 	subID := subscribe(t, f, oldID)
@@ -339,6 +345,9 @@ func TestReconnectHandover(t *testing.T) {
 		t.Errorf("resubscribe after reconnect: %d, want 409", code)
 	}
 	// The client does not close the old socket: Twitch does, after the grace time.
+	if err := f.EndReconnectGrace(oldID); err != nil {
+		t.Fatal(err)
+	}
 	if code := old.closeCode(); code != websocket.StatusNormalClosure {
 		t.Fatalf("old socket close code %d", code)
 	}
@@ -348,13 +357,21 @@ func TestReconnectHandover(t *testing.T) {
 }
 
 func TestReconnectWithoutHandover4004(t *testing.T) {
-	f := newFake(t, twitchtest.Options{ReconnectGrace: 50 * time.Millisecond})
+	f := newFake(t, twitchtest.Options{ReconnectGrace: time.Hour})
 	old := dial(t, f.EventSubWSURL())
 	oldID := old.welcome()
 	subID := subscribe(t, f, oldID)
 	u, err := f.Reconnect(oldID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	old.next(twitch.MessageTypeReconnect)
+	// The client never connects to u; the grace time ends (by the test, not the clock).
+	if err := f.EndReconnectGrace(oldID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.EndReconnectGrace(oldID); err != twitchtest.ErrNoSession {
+		t.Errorf("grace ended twice: %v", err)
 	}
 	if code := old.closeCode(); code != 4004 {
 		t.Fatalf("close code %d, want 4004", code)

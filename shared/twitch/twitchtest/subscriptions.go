@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,8 @@ type subType struct {
 	// paidUnlessAuthorized: costs 1 unless the token's user is the condition's
 	// broadcaster (Twitch: no cost when the user authorized the app).
 	paidUnlessAuthorized bool
+	// appOnly: only an app access token may subscribe (no user condition).
+	appOnly bool
 }
 
 var subTypes = map[string]subType{
@@ -62,6 +65,8 @@ var subTypes = map[string]subType{
 	"channel.update/2": {conditions: []string{"broadcaster_user_id"}, paidUnlessAuthorized: true},
 	"stream.online/1":  {conditions: []string{"broadcaster_user_id"}, paidUnlessAuthorized: true},
 	"stream.offline/1": {conditions: []string{"broadcaster_user_id"}, paidUnlessAuthorized: true},
+	// conduit_id is optional; client_id must be the app's own.
+	"conduit.shard.disabled/1": {conditions: []string{"client_id"}, appOnly: true},
 }
 
 // Subscriptions returns a copy of every subscription (enabled and disabled), oldest
@@ -130,7 +135,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range st.conditions {
-		if s.users[in.Condition[k]] == nil {
+		if strings.HasSuffix(k, "user_id") && s.users[in.Condition[k]] == nil {
 			writeError(w, http.StatusBadRequest, "The condition's "+k+" is not a valid user ID")
 			return
 		}
@@ -144,6 +149,10 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 	maxCost := MaxTotalCost
 	switch in.Transport.Method {
 	case "websocket":
+		if st.appOnly {
+			writeError(w, http.StatusUnauthorized, "The access token must be an app access token for "+in.Type)
+			return
+		}
 		if c.isApp() {
 			writeError(w, http.StatusUnauthorized, "The access token must be a user access token for the websocket transport")
 			return
@@ -201,17 +210,37 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 			writeError(w, http.StatusUnauthorized, "The access token must be an app access token for the conduit transport")
 			return
 		}
-		if !s.conduits[in.Transport.ConduitID] {
+		if cd := s.conduits[in.Transport.ConduitID]; cd == nil || cd.clientID != c.tok.clientID {
 			writeError(w, http.StatusBadRequest, "The conduit_id is not valid")
 			return
 		}
+		if st.appOnly && in.Condition["client_id"] != c.tok.clientID {
+			writeError(w, http.StatusForbidden, "client_id must be the app's own client id")
+			return
+		}
+		if in.Type == "channel.follow" && !s.authorizedLocked(c.tok.clientID, in.Condition["moderator_user_id"], st.scope) {
+			writeError(w, http.StatusForbidden, "subscription missing proper authorization")
+			return
+		}
+		if st.paidUnlessAuthorized && !s.authorizedLocked(c.tok.clientID, in.Condition["broadcaster_user_id"], "") {
+			sub.Cost = 1
+		}
+		cost := 0
 		for _, x := range s.subs {
-			if x.Status == "enabled" && x.Transport.ConduitID == in.Transport.ConduitID && x.Type == sub.Type && mapsEqual(x.Condition, sub.Condition) {
+			if x.clientID != c.tok.clientID || x.Transport.Method == "websocket" || x.Status != "enabled" {
+				continue
+			}
+			cost += x.Cost
+			if x.Transport.ConduitID == in.Transport.ConduitID && x.Type == sub.Type && mapsEqual(x.Condition, sub.Condition) {
 				writeError(w, http.StatusConflict, "subscription already exists")
 				return
 			}
 		}
-		maxCost = 10000
+		if cost+sub.Cost > s.o.MaxConduitCost {
+			writeError(w, http.StatusTooManyRequests, MsgTotalCost)
+			return
+		}
+		maxCost = s.o.MaxConduitCost
 		sub.Transport = Transport{Method: "conduit", ConduitID: in.Transport.ConduitID}
 	default:
 		writeError(w, http.StatusBadRequest, "The transport method is not supported by the fake")
@@ -224,6 +253,18 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, body
 	writeJSON(w, http.StatusAccepted, map[string]any{
 		"data": []*Subscription{sub}, "total": total, "total_cost": totalCost, "max_total_cost": maxCost,
 	})
+}
+
+// authorizedLocked reports whether userID has authorized the app (holds a user token
+// of clientID, with scope when one is given): Twitch's condition for a cost of 0, and
+// for app-token subscriptions that need a scope.
+func (s *Server) authorizedLocked(clientID, userID, scope string) bool {
+	for _, ti := range s.tokens {
+		if ti.clientID == clientID && ti.UserID == userID && userID != "" && !ti.revoked && (scope == "" || ti.hasScope(scope)) {
+			return true
+		}
+	}
+	return false
 }
 
 // visible reports whether the caller's token can see x: user tokens see that user's
@@ -306,7 +347,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ []b
 	}
 	maxCost := MaxTotalCost
 	if c.isApp() {
-		maxCost = 10000
+		maxCost = s.o.MaxConduitCost
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"data": page, "total": total, "total_cost": cost, "max_total_cost": maxCost, "pagination": pagination,

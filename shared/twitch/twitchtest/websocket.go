@@ -2,7 +2,6 @@ package twitchtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -22,9 +21,11 @@ type session struct {
 	raw           net.Conn
 	keepaliveSecs int
 	connectedAt   time.Time
-	out           chan []byte
-	ctx           context.Context
-	cancel        context.CancelFunc
+	out           chan outFrame
+	// loopDone is closed when writeLoop returns: after it, no frame is written.
+	loopDone chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
 
 	// guarded by s.mu
 	ended        bool
@@ -35,7 +36,18 @@ type session struct {
 	silenced     bool
 	closeStatus  string
 	grace        *time.Timer
+	graceEnd     func()    // what grace runs when it fires
+	shard        *shardRef // the conduit shard this session serves
 }
+
+// outFrame is a frame to write; done (if set) receives the write's outcome.
+type outFrame struct {
+	b    []byte
+	done chan error
+}
+
+// errNotWritten: the session ended before the frame was written.
+var errNotWritten = errors.New("twitchtest: session ended before the frame was written")
 
 // SessionInfo describes a live socket.
 type SessionInfo struct {
@@ -48,6 +60,8 @@ type SessionInfo struct {
 	HandedOver bool
 	// Subscriptions counts the enabled subscriptions on this session.
 	Subscriptions int
+	// Shard is "conduitID/shardID" when the session serves a conduit shard.
+	Shard string `json:",omitempty"`
 }
 
 // Sessions returns the live sockets, oldest first.
@@ -62,8 +76,12 @@ func (s *Server) Sessions() []SessionInfo {
 				n++
 			}
 		}
+		shard := ""
+		if ss.shard != nil {
+			shard = ss.shard.conduit.id + "/" + strconv.Itoa(ss.shard.sh.id)
+		}
 		out = append(out, SessionInfo{ID: ss.id, KeepaliveSeconds: ss.keepaliveSecs, ConnectedAt: ss.connectedAt,
-			Reconnecting: ss.reconnecting, HandedOver: ss.handedOver, Subscriptions: n})
+			Reconnecting: ss.reconnecting, HandedOver: ss.handedOver, Subscriptions: n, Shard: shard})
 	}
 	for i := 1; i < len(out); i++ {
 		for j := i; j > 0 && out[j].ConnectedAt.Before(out[j-1].ConnectedAt); j-- {
@@ -102,7 +120,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := r.Context().Value(rawConnKey{}).(net.Conn)
 	ss := &session{s: s, id: newID(), conn: conn, raw: raw, keepaliveSecs: secs,
-		connectedAt: s.o.Now(), out: make(chan []byte, 256)}
+		connectedAt: s.o.Now(), out: make(chan outFrame, 256), loopDone: make(chan struct{})}
 	ss.ctx, ss.cancel = context.WithCancel(s.ctx)
 	defer ss.cancel()
 
@@ -131,6 +149,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		old.handedOver = true
 		ss.subscribed = true
+		s.handOverShardLocked(old, ss)
 	}
 	s.sessions[ss.id] = ss
 	s.mu.Unlock()
@@ -141,6 +160,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		"reconnect_url": nil, "connected_at": ss.connectedAt.UTC().Format(time.RFC3339Nano),
 	}})
 	if err := ss.write(welcome); err != nil {
+		close(ss.loopDone)
 		ss.end(statusDisconnected)
 		_ = conn.CloseNow()
 		return
@@ -169,6 +189,7 @@ func (ss *session) write(frame []byte) error {
 // unused socket with 4003.
 func (ss *session) writeLoop() {
 	s := ss.s
+	defer close(ss.loopDone)
 	interval := ss.keepaliveTimeout() * 3 / 4
 	ka := time.NewTimer(interval)
 	defer ka.Stop()
@@ -183,7 +204,17 @@ func (ss *session) writeLoop() {
 		case <-ss.ctx.Done():
 			return
 		case f := <-ss.out:
-			if err := ss.write(f); err != nil {
+			err := ss.write(f.b)
+			if f.done != nil {
+				f.done <- err
+			}
+			if err != nil && ss.closing() {
+				// A frame after our close frame: the handshake in closeWith ends the
+				// session. Cutting the connection now could reset it before the
+				// client has read the frames written before the close.
+				continue
+			}
+			if err != nil {
 				ss.end(statusNetworkError)
 				_ = ss.conn.CloseNow()
 				return
@@ -302,6 +333,13 @@ func (ss *session) closeWith(code int, reason string) {
 	}()
 }
 
+// closing reports whether closeWith has started the close handshake.
+func (ss *session) closing() bool {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	return ss.closeStatus != ""
+}
+
 // end retires the session once and stops its goroutines.
 func (ss *session) end(status string) {
 	ss.s.mu.Lock()
@@ -329,6 +367,7 @@ func (ss *session) retireLocked(status string) bool {
 	if ss.grace != nil {
 		ss.grace.Stop()
 	}
+	s.releaseShardLocked(ss, status)
 	if !ss.handedOver {
 		now := s.o.Now().UTC().Format(time.RFC3339Nano)
 		for _, x := range s.subs {
@@ -347,112 +386,32 @@ func (ss *session) abort() {
 	_ = ss.conn.CloseNow()
 }
 
-// frame builds a WebSocket message with Twitch's metadata.
-func (s *Server) frame(typ, subType, subVersion string, payload any) []byte {
-	return s.frameWith(newID(), s.o.Now(), typ, subType, subVersion, payload)
-}
-
-func (s *Server) frameWith(id string, ts time.Time, typ, subType, subVersion string, payload any) []byte {
-	md := map[string]string{
-		"message_id":        id,
-		"message_type":      typ,
-		"message_timestamp": ts.UTC().Format(time.RFC3339Nano),
-	}
-	if subType != "" {
-		md["subscription_type"] = subType
-		md["subscription_version"] = subVersion
-	}
-	b, err := json.Marshal(map[string]any{"metadata": md, "payload": payload})
-	if err != nil {
-		// Only an unmarshalable event from a test gets here.
-		panic(fmt.Sprintf("twitchtest: marshal frame: %v", err))
-	}
-	return b
-}
-
-// ErrNoSubscription is returned by Notify when no enabled subscription matches.
-var ErrNoSubscription = errors.New("twitchtest: no enabled subscription matches")
-
-// ErrNoSession is returned for an unknown or ended session id.
-var ErrNoSession = errors.New("twitchtest: no such live session")
-
-// Notification is an event to push.
-type Notification struct {
-	// Type is the subscription type, e.g. "channel.follow".
-	Type string
-	// Condition selects subscriptions: every key given must match. Nil matches all
-	// subscriptions of Type.
-	Condition map[string]string
-	// Event is the event object (a map, a struct or json.RawMessage).
-	Event any
-	// MessageID overrides the generated message id (to fake a redelivery that is not
-	// byte-identical).
-	MessageID string
-	// Timestamp overrides message_timestamp (to fake a stale message).
-	Timestamp time.Time
-}
-
-type sentFrame struct {
-	subID string
-	frame []byte
-}
-
-// Notify sends a notification to every enabled WebSocket subscription matching n and
-// returns the message ids, in the order of the subscriptions' creation.
-func (s *Server) Notify(n Notification) ([]string, error) {
-	ev, err := json.Marshal(n.Event)
-	if err != nil {
-		return nil, fmt.Errorf("twitchtest: marshal event: %w", err)
-	}
-	s.mu.Lock()
-	var ids []string
-	var targets []*session
-	var frames [][]byte
-	for _, x := range s.sortedSubs(func(x *Subscription) bool {
-		return x.Status == "enabled" && x.Transport.Method == "websocket" && x.Type == n.Type && conditionMatches(x.Condition, n.Condition)
-	}) {
-		ss := s.sessions[x.Transport.SessionID]
-		if ss == nil {
-			continue
-		}
-		id, ts := n.MessageID, n.Timestamp
-		if id == "" {
-			id = newID()
-		}
-		if ts.IsZero() {
-			ts = s.o.Now()
-		}
-		f := s.frameWith(id, ts, "notification", x.Type, x.Version, map[string]any{
-			"subscription": x, "event": json.RawMessage(ev),
-		})
-		s.frames[id] = sentFrame{subID: x.ID, frame: f}
-		ids = append(ids, id)
-		targets = append(targets, ss)
-		frames = append(frames, f)
-	}
-	s.mu.Unlock()
-	if len(ids) == 0 {
-		return nil, ErrNoSubscription
-	}
-	for i, ss := range targets {
-		ss.enqueue(frames[i])
-	}
-	return ids, nil
-}
-
-func conditionMatches(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 func (ss *session) enqueue(f []byte) {
 	select {
-	case ss.out <- f:
+	case ss.out <- outFrame{b: f}:
 	case <-ss.ctx.Done():
+	}
+}
+
+// deliver writes f and reports whether it went out: the conduit router's "did the
+// shard take it". A frame still queued when the session ends was not delivered.
+func (ss *session) deliver(f []byte) error {
+	done := make(chan error, 1)
+	select {
+	case ss.out <- outFrame{b: f, done: done}:
+	case <-ss.ctx.Done():
+		return errNotWritten
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ss.loopDone:
+		select {
+		case err := <-done:
+			return err
+		default:
+			return errNotWritten
+		}
 	}
 }
 
@@ -491,135 +450,4 @@ func (s *Server) liveSession(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[id]
-}
-
-// Reconnect sends session_reconnect on a session and returns the reconnect URL. The
-// client must connect to it; its subscriptions move to the new session when it does.
-// The old socket is closed ReconnectGrace after this call: with a normal closure if
-// the handover happened, with 4004 (and its subscriptions disabled) if not.
-func (s *Server) Reconnect(sessionID string) (string, error) {
-	s.mu.Lock()
-	ss := s.sessions[sessionID]
-	if ss == nil || ss.ended || ss.reconnecting {
-		s.mu.Unlock()
-		return "", ErrNoSession
-	}
-	tok := newID()
-	ss.reconnecting = true
-	ss.reconnectTok = tok
-	s.pending[tok] = ss
-	u := s.EventSubWSURL() + "?reconnect=" + tok
-	ss.grace = time.AfterFunc(s.o.ReconnectGrace, func() {
-		s.mu.Lock()
-		handed := ss.handedOver
-		s.mu.Unlock()
-		if handed {
-			ss.closeWith(int(websocket.StatusNormalClosure), "")
-			return
-		}
-		ss.closeWith(4004, "reconnect grace time expired")
-	})
-	f := s.frame("session_reconnect", "", "", map[string]any{"session": map[string]any{
-		"id": ss.id, "status": "reconnecting", "keepalive_timeout_seconds": nil,
-		"reconnect_url": u, "connected_at": ss.connectedAt.UTC().Format(time.RFC3339Nano),
-	}})
-	s.mu.Unlock()
-	ss.enqueue(f)
-	return u, nil
-}
-
-// Revoke revokes a subscription with a reason (user_removed, authorization_revoked,
-// version_removed, ...): its status becomes the reason and, if its session is live, a
-// revocation message is sent.
-func (s *Server) Revoke(subscriptionID, reason string) error {
-	s.mu.Lock()
-	x := s.subs[subscriptionID]
-	if x == nil {
-		s.mu.Unlock()
-		return fmt.Errorf("twitchtest: unknown subscription %q", subscriptionID)
-	}
-	x.Status = reason
-	ss := s.sessions[x.Transport.SessionID]
-	f := s.frame("revocation", x.Type, x.Version, map[string]any{"subscription": x})
-	s.mu.Unlock()
-	if ss != nil {
-		ss.enqueue(f)
-	}
-	return nil
-}
-
-// CloseSession closes a socket with any close code (Twitch uses 4000–4007) and
-// disables its subscriptions. The session is gone from Sessions and its
-// subscriptions disabled when it returns; the close handshake finishes in the
-// background.
-func (s *Server) CloseSession(sessionID string, code int, reason string) error {
-	ss := s.liveSession(sessionID)
-	if ss == nil {
-		return ErrNoSession
-	}
-	ss.closeWith(code, reason)
-	return nil
-}
-
-// Silence stops keepalives on a session (the socket stays open): a zombie connection
-// for the client's watchdog to detect.
-func (s *Server) Silence(sessionID string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss := s.sessions[sessionID]
-	if ss == nil {
-		return ErrNoSession
-	}
-	ss.silenced = true
-	return nil
-}
-
-// Drop cuts a session's TCP connection without a close frame (an RST), as a network
-// failure would; its subscriptions are disabled.
-func (s *Server) Drop(sessionID string) error {
-	ss := s.liveSession(sessionID)
-	if ss == nil {
-		return ErrNoSession
-	}
-	if tc, ok := ss.raw.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	if ss.raw != nil {
-		_ = ss.raw.Close()
-	}
-	return nil
-}
-
-// FollowEvent builds a channel.follow v2 event from registered users.
-func (s *Server) FollowEvent(broadcasterID, followerID string, at time.Time) map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, f := s.userOrBlank(broadcasterID), s.userOrBlank(followerID)
-	return map[string]any{
-		"user_id": f.ID, "user_login": f.Login, "user_name": f.DisplayName,
-		"broadcaster_user_id": b.ID, "broadcaster_user_login": b.Login, "broadcaster_user_name": b.DisplayName,
-		"followed_at": at.UTC().Format(time.RFC3339Nano),
-	}
-}
-
-// UpdateEvent builds a channel.update v2 event for a registered broadcaster.
-func (s *Server) UpdateEvent(broadcasterID, title, language, categoryID, categoryName string, labels []string) map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.userOrBlank(broadcasterID)
-	if labels == nil {
-		labels = []string{}
-	}
-	return map[string]any{
-		"broadcaster_user_id": b.ID, "broadcaster_user_login": b.Login, "broadcaster_user_name": b.DisplayName,
-		"title": title, "language": language, "category_id": categoryID, "category_name": categoryName,
-		"content_classification_labels": labels,
-	}
-}
-
-func (s *Server) userOrBlank(id string) User {
-	if u := s.users[id]; u != nil {
-		return *u
-	}
-	return User{ID: id}
 }

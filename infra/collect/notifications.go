@@ -1,4 +1,8 @@
-package load
+// Package collect counts what arrives on the local stack's pull subscriptions, for
+// the load run, the soak and the end-to-end test: raw notifications by EventSub
+// message id (Notifications), and events by correlation id (Events), telling a
+// message published twice apart from a subscription's own redelivery.
+package collect
 
 import (
 	"context"
@@ -10,12 +14,12 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/event"
 )
 
-// Collector counts the raw notifications on a pull subscription of the raw topic,
+// Notifications counts the raw notifications on a pull subscription of the raw topic,
 // by EventSub message id (the eventsub_message_id attribute the connector sets), and
 // tells the two kinds of repeat apart: the same notification published twice (a new
 // Pub/Sub message id: the connector's fault) and a subscription redelivering the same
 // Pub/Sub message (the subscriber's business, not a duplicate on the topic).
-type Collector struct {
+type Notifications struct {
 	// Group maps an EventSub message id to the load step (or soak phase) it belongs
 	// to; nil puts everything in group 0.
 	Group func(messageID string) int
@@ -42,13 +46,13 @@ type Counts struct {
 	Latencies []time.Duration
 }
 
-// NewCollector returns an empty collector.
-func NewCollector(group func(string) int) *Collector {
-	return &Collector{Group: group, seen: map[string]string{}, groups: map[int]*Counts{}, changed: make(chan struct{})}
+// NewNotifications returns an empty collector; group may be nil.
+func NewNotifications(group func(string) int) *Notifications {
+	return &Notifications{Group: group, seen: map[string]string{}, groups: map[int]*Counts{}, changed: make(chan struct{})}
 }
 
 // Add records one received message.
-func (c *Collector) Add(pubsubID string, attrs map[string]string, publishTime time.Time) {
+func (c *Notifications) Add(pubsubID string, attrs map[string]string, publishTime time.Time) {
 	id := attrs[event.AttrEventSubMessageID]
 	g := 0
 	if c.Group != nil {
@@ -82,7 +86,7 @@ func (c *Collector) Add(pubsubID string, attrs map[string]string, publishTime ti
 }
 
 // Has reports whether the notification with EventSub message id arrived.
-func (c *Collector) Has(messageID string) bool {
+func (c *Notifications) Has(messageID string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.seen[messageID]
@@ -90,14 +94,14 @@ func (c *Collector) Has(messageID string) bool {
 }
 
 // Total is the number of distinct notifications received.
-func (c *Collector) Total() int {
+func (c *Notifications) Total() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.total
 }
 
 // Counts returns a copy of one group's counts.
-func (c *Collector) Counts(group int) Counts {
+func (c *Notifications) Counts(group int) Counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := c.groups[group]
@@ -110,7 +114,7 @@ func (c *Collector) Counts(group int) Counts {
 }
 
 // All sums every group.
-func (c *Collector) All() Counts {
+func (c *Notifications) All() Counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out Counts
@@ -124,7 +128,7 @@ func (c *Collector) All() Counts {
 
 // WaitTotal waits until at least n distinct notifications arrived, or until nothing
 // new arrived for quiet, or ctx ends. It returns the total.
-func (c *Collector) WaitTotal(ctx context.Context, n int, quiet time.Duration) int {
+func (c *Notifications) WaitTotal(ctx context.Context, n int, quiet time.Duration) int {
 	t := time.NewTimer(quiet)
 	defer t.Stop()
 	for {
@@ -154,7 +158,7 @@ func (c *Collector) WaitTotal(ctx context.Context, n int, quiet time.Duration) i
 // Receive pulls from sub until ctx ends, acknowledging each message after counting
 // it. A failed stream (the emulator restarting, the subscription briefly missing) is
 // started again after a short pause; errors are reported to onErr (may be nil).
-func (c *Collector) Receive(ctx context.Context, client *pubsub.Client, sub string, onErr func(error)) {
+func (c *Notifications) Receive(ctx context.Context, client *pubsub.Client, sub string, onErr func(error)) {
 	for ctx.Err() == nil {
 		s := client.Subscriber(sub)
 		s.ReceiveSettings.MaxOutstandingMessages = 10_000

@@ -1,4 +1,4 @@
-// Command local is `make run`: it brings the whole pipeline up on loopback (the
+// Command devstack is `make run`: it brings the whole pipeline up on loopback (the
 // emulators, every topic and push subscription, the functions server, the connector
 // and the fake Twitch), prints each event as it passes, and on Ctrl-C stops
 // everything it started.
@@ -40,15 +40,9 @@ const (
 	defaultControl   = "127.0.0.1:8090"
 )
 
-// passThrough are configuration variables (README table) the user may set for a
-// local run; the stack decides the others (project, emulators, Twitch endpoints).
-var passThrough = []string{"LOG_LEVEL", "EGRESS_DESTINATION", "NORMALIZE_MAX_AGE", "EVENT_TTL",
-	"CONNECTOR_BUFFER", "CONNECTOR_LEASE_TTL", "CONNECTOR_SHUTDOWN_GRACE", "EVENTSUB_KEEPALIVE_GRACE",
-	"EVENTSUB_EXTRA_SUBSCRIPTIONS"}
-
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "local:", err)
+		fmt.Fprintln(os.Stderr, "devstack:", err)
 		os.Exit(1)
 	}
 }
@@ -215,10 +209,11 @@ func options(f flags) (stack.Options, bool, error) {
 		BinDir:        f.binDir,
 		// A user who runs their own emulators (say, one holding a real token
 		// document) points the variables at them.
-		UseEnvEmulators: true,
-		Env:             map[string]string{},
+		PubSubHost:    r.String("PUBSUB_EMULATOR_HOST", ""),
+		FirestoreHost: r.String("FIRESTORE_EMULATOR_HOST", ""),
+		Env:           map[string]string{},
 	}
-	for _, k := range passThrough {
+	for _, k := range config.TunedNames() {
 		if v, ok := os.LookupEnv(k); ok && v != "" {
 			o.Env[k] = v
 		}
@@ -247,6 +242,9 @@ func printReady(out *printer, st *stack.Stack, f flags, real bool, took time.Dur
 			strings.Join(st.Fake.ChannelLogins(), ", "), st.Fake.ControlURL())
 	}
 	ctl := "go run ./infra/cmd/twitchctl"
+	if fi, err := os.Stat("bin/twitchctl"); err == nil && !fi.IsDir() { // make run built it
+		ctl = "bin/twitchctl"
+	}
 	if f.control != defaultControl {
 		ctl += " --control http://" + f.control
 	}

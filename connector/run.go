@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/twitchclient"
+)
+
+// Main runs the connector until ctx ends (SIGTERM). The health server comes first,
+// before any call to another system, so that a start-up stuck on Firestore or Twitch
+// is visible: /healthz answers, /readyz says what start-up waits for, and the log
+// says it too.
+func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	start := NewStartup(log)
+	h := &health{start: start}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("health server: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("connector: serving health and metrics", "addr", ln.Addr().String())
+
+	err = start.serve(ctx, cfg, log, h)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		log.Info("connector: stopped during start-up", "error", err.Error())
+		return nil
+	}
+	return err
+}
+
+// serve builds the clients and the app, each start-up call through s, and runs the
+// app until ctx ends.
+func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *health) error {
+	// The clients connect lazily: building them does no I/O.
+	ps, err := bus.NewClient(ctx, cfg.Common.Project, bus.WithEmulator(cfg.PubSubEmulator))
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	fs, err := store.NewClient(ctx, cfg.Common.Project, cfg.Common.Database, store.WithEmulator(cfg.FirestoreEmulator))
+	if err != nil {
+		return err
+	}
+	defer fs.Close()
+	var tw *twitchclient.Twitch
+	err = s.Do(ctx, "the bot's token (Firestore oauth/twitch/bot/token, then Twitch validation)",
+		firestoreHost(cfg)+", "+cfg.Twitch.AuthBaseURL, func(ctx context.Context) error {
+			var err error
+			tw, err = twitchclient.New(ctx, cfg.Twitch, fs, cfg.InstanceID, log)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	pub := bus.NewPublisher(ps, nil)
+	defer pub.Close()
+	app, err := NewApp(ctx, cfg, Deps{
+		Helix: tw.Client, Users: tw.Client, BotUserID: tw.BotUserID, Publisher: pub, Firestore: fs, Log: log,
+		Startup: s,
+	})
+	if err != nil {
+		return err
+	}
+	h.app.Store(app)
+	return app.Run(ctx)
+}
+
+// firestoreHost names the Firestore endpoint for logs.
+func firestoreHost(cfg Config) string {
+	if cfg.FirestoreEmulator != "" {
+		return "Firestore emulator " + cfg.FirestoreEmulator
+	}
+	return "firestore.googleapis.com"
+}
+
+// health serves /healthz, /readyz and /metrics from the process's first moment; until
+// the app exists, /readyz reports the pending start-up step.
+type health struct {
+	start *Startup
+	app   atomic.Pointer[App]
+}
+
+func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a := h.app.Load(); a != nil {
+		a.handler.ServeHTTP(w, r)
+		return
+	}
+	switch r.URL.Path {
+	case "/healthz":
+		fmt.Fprintln(w, "ok")
+	case "/readyz":
+		why := h.start.Pending()
+		if why == "" {
+			why = "starting"
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, why)
+	case "/metrics":
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	default:
+		http.NotFound(w, r)
+	}
+}

@@ -1,0 +1,275 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bitbrat/twitch-edge/infra/collect"
+	"github.com/bitbrat/twitch-edge/infra/faketwitch"
+	"github.com/bitbrat/twitch-edge/infra/stack"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
+)
+
+// harness holds what the steps share: the stack, the stream and the collector of
+// raw notifications.
+type harness struct {
+	st       *stack.Stack
+	tw       *twitchtest.Server
+	col      *collect.Notifications
+	s        *stream
+	logf     func(string, ...any)
+	staleIDs []string
+}
+
+func (h *harness) count(res *Result, s *stream, reconnects int) {
+	sentList := s.Sent()
+	res.Expected = len(sentList)
+	res.Missing = nil
+	for _, x := range sentList {
+		if !h.col.Has(x.id) {
+			res.Missing = append(res.Missing, x.id)
+		}
+	}
+	all := h.col.All()
+	res.Delivered = all.Distinct
+	res.Duplicates, res.Redeliveries = all.Duplicates, all.Redeliveries
+	res.StaleForwarded = 0
+	for _, id := range h.staleIDs {
+		if h.col.Has(id) {
+			res.StaleForwarded++
+		}
+	}
+	// A stale frame that was forwarded is also counted in Delivered; keep Delivered
+	// to what was expected and the excess visible.
+	res.NoSubscription = s.NoSubscription()
+	res.Reconnects = reconnects
+}
+
+// drain waits until every notification sent so far is on the raw topic, or
+// timeout passes without progress.
+func (h *harness) drain(ctx context.Context, timeout time.Duration) error {
+	last, lastChange := -1, time.Now()
+	for {
+		missing := 0
+		for _, x := range h.s.Sent() {
+			if !h.col.Has(x.id) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if missing != last {
+			last, lastChange = missing, time.Now()
+		} else if time.Since(lastChange) > timeout {
+			return fmt.Errorf("%d notifications still not on the raw topic after %s without progress", missing, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// wantSubs is the number of subscriptions the connector keeps: channel.follow and
+// channel.update for each seeded channel.
+var wantSubs = 2 * len(faketwitch.Channels)
+
+func newestSession(tw *twitchtest.Server) (string, bool) {
+	ss := tw.Sessions()
+	for i := len(ss) - 1; i >= 0; i-- {
+		if !ss[i].Reconnecting && ss[i].Subscriptions > 0 {
+			return ss[i].ID, true
+		}
+	}
+	return "", false
+}
+
+// settledSession waits until exactly one socket is live and holds every
+// subscription (no session_reconnect hand-over in progress) and returns it.
+func (h *harness) settledSession(ctx context.Context) (string, error) {
+	var id string
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := h.tw.Wait(ctx, func() bool {
+		ss := h.tw.Sessions()
+		if len(ss) == 1 && !ss[0].Reconnecting && ss[0].Subscriptions == wantSubs {
+			id = ss[0].ID
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return "", fmt.Errorf("no settled session: %+v: %w", h.tw.Sessions(), err)
+	}
+	return id, nil
+}
+
+// waitNewSession waits until old is gone and another session holds every
+// subscription, then for the connector's /readyz.
+func (h *harness) waitNewSession(ctx context.Context, old string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := h.tw.Wait(ctx, func() bool {
+		for _, x := range h.tw.Sessions() {
+			if x.ID != old && x.Subscriptions == wantSubs {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("the connector did not subscribe on a new session within %s: %+v: %w", timeout, h.tw.Sessions(), err)
+	}
+	return h.st.WaitConnectorReady(ctx)
+}
+
+// duplicates sends n byte-identical redeliveries of notifications forwarded on the
+// current session, and n notifications reusing the message ids of notifications the
+// previous connector process forwarded (after the Firestore restart, so that its
+// idempotency ledger holds them): the restarted connector must forward none.
+func (h *harness) duplicates(ctx context.Context, fsRestarted, connRestart time.Time, n int) (int, error) {
+	var current, previous []string
+	for _, x := range h.s.Sent() {
+		switch {
+		case x.phase == "after connector restart":
+			current = append(current, x.id)
+		case x.at.After(fsRestarted.Add(time.Second)) && x.at.Before(connRestart.Add(-2*time.Second)):
+			previous = append(previous, x.id)
+		}
+	}
+	if len(current) < n || len(previous) < n {
+		return 0, fmt.Errorf("too few notifications to repeat (%d current, %d previous)", len(current), len(previous))
+	}
+	current, previous = current[:n], previous[len(previous)-n:]
+	// The originals must have been forwarded before the repeats are sent.
+	for _, id := range current {
+		if err := h.waitHas(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	sentN := 0
+	for _, id := range current {
+		if err := h.tw.Redeliver(id); err != nil {
+			return sentN, fmt.Errorf("redeliver %s: %w", id, err)
+		}
+		sentN++
+	}
+	ch := faketwitch.Channels[0]
+	for _, id := range previous {
+		_, err := h.tw.Notify(twitchtest.Notification{Type: "channel.follow", MessageID: id,
+			Condition: map[string]string{"broadcaster_user_id": ch.ID},
+			Event:     h.tw.FollowEvent(ch.ID, faketwitch.Viewers[0].ID, time.Now())})
+		if err != nil {
+			return sentN, fmt.Errorf("repeat %s: %w", id, err)
+		}
+		sentN++
+	}
+	return sentN, nil
+}
+
+func (h *harness) waitHas(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for !h.col.Has(id) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("notification %s never reached the raw topic: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// stale sends n notifications whose message_timestamp is 11 minutes old.
+func (h *harness) stale(n int) ([]string, error) {
+	var ids []string
+	ch := faketwitch.Channels[1]
+	for i := 0; i < n; i++ {
+		id := uuid.NewString()
+		_, err := h.tw.Notify(twitchtest.Notification{Type: "channel.follow", MessageID: id,
+			Timestamp: time.Now().Add(-11 * time.Minute),
+			Condition: map[string]string{"broadcaster_user_id": ch.ID},
+			Event:     h.tw.FollowEvent(ch.ID, faketwitch.Viewers[1].ID, time.Now().Add(-11*time.Minute))})
+		if err != nil {
+			return ids, fmt.Errorf("stale notification: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// egress publishes n dm and n chat egress events, waits for each to be recorded, and
+// counts deliveries and finalize messages.
+func (h *harness) egress(ctx context.Context, fin *collect.Events, n int) ([]Egress, error) {
+	type pending struct {
+		e    *event.InternalEventV2
+		text string
+	}
+	var ps []pending
+	for i := 0; i < 2*n; i++ {
+		kind, ch := "dm", faketwitch.Channels[0]
+		if i%2 == 1 {
+			kind, ch = "chat", faketwitch.Channels[1]
+		}
+		v := faketwitch.Viewers[i%len(faketwitch.Viewers)]
+		text := fmt.Sprintf("soak %s %d %s", kind, i, uuid.NewString()[:8])
+		e := &event.InternalEventV2{
+			V: "1", Source: "soak", CorrelationID: uuid.NewString(), Type: "llm.bot.response.v1",
+			Channel: "#" + ch.Login, UserID: v.ID,
+			Egress: &event.Egress{Destination: h.st.Topics.Egress, Type: kind},
+			Candidates: []event.CandidateV1{{
+				ID: "c-" + uuid.NewString(), Kind: "text", Source: "soak", CreatedAt: event.Timestamp(time.Now()),
+				Status: "proposed", Priority: 1, Text: `"` + text + `"`,
+			}},
+		}
+		if err := h.st.PublishEgress(ctx, e); err != nil {
+			return nil, fmt.Errorf("publish egress: %w", err)
+		}
+		ps = append(ps, pending{e, text})
+		time.Sleep(200 * time.Millisecond) // whisper limits are per second
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	out := make([]Egress, len(ps))
+	for i, p := range ps {
+		out[i] = Egress{CorrelationID: p.e.CorrelationID, Kind: p.e.Egress.Type}
+		for wctx.Err() == nil {
+			o, ok, err := h.st.Outcome(wctx, p.e.CorrelationID)
+			if err == nil && ok && o.Delivery.Status != "" && fin.Distinct(p.e.CorrelationID) > 0 {
+				out[i].Status, out[i].Updates = o.Delivery.Status, o.UpdateCount
+				break
+			}
+			select {
+			case <-wctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	time.Sleep(3 * time.Second) // let a second delivery or finalize show up, if any
+	for i, p := range ps {
+		out[i].Finalized = fin.Distinct(p.e.CorrelationID)
+		if o, ok, err := h.st.Outcome(ctx, p.e.CorrelationID); err == nil && ok {
+			out[i].Status, out[i].Updates = o.Delivery.Status, o.UpdateCount
+		}
+		if p.e.Egress.Type == "dm" {
+			for _, w := range h.tw.Whispers() {
+				if w.Message == p.text {
+					out[i].Deliveries++
+				}
+			}
+		} else {
+			for _, m := range h.tw.ChatMessages() {
+				if m.Message == p.text && m.IsSent {
+					out[i].Deliveries++
+				}
+			}
+		}
+	}
+	return out, nil
+}
