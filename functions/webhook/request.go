@@ -79,13 +79,13 @@ func Read(r *http.Request, w http.ResponseWriter, secret []byte, now time.Time) 
 		return nil, refuse(http.StatusUnsupportedMediaType, "content type %q, want application/json", r.Header.Get("Content-Type"))
 	}
 	if r.ContentLength > MaxBody {
-		return nil, refuse(http.StatusRequestEntityTooLarge, "body of %d bytes, limit %d", r.ContentLength, MaxBody)
+		return nil, refuse(http.StatusRequestEntityTooLarge, "body of %d bytes, over the limit of %d", r.ContentLength, MaxBody)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, refuse(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
+			return nil, refuse(http.StatusRequestEntityTooLarge, "body over the limit of %d bytes", MaxBody)
 		}
 		return nil, refuse(http.StatusBadRequest, "body unreadable (truncated?): %v", err)
 	}
