@@ -126,9 +126,12 @@ func newHarness(t *testing.T, pubsubHost string) *harness {
 		Claims:      store.NewWebhookMessages(h.fs, time.Hour, nil),
 		Revocations: store.NewConnectorState(h.fs, "eventsub", "test", nil),
 		RawTopic:    h.topic,
-		Owner:       "test",
-		Now:         time.Now,
-		Log:         slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// The emulator's first write in a new project can take seconds on a busy
+		// machine; the production default (1.5 s) is for Firestore itself.
+		StoreWait: patience,
+		Owner:     "test",
+		Now:       time.Now,
+		Log:       slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w}
@@ -141,6 +144,11 @@ func newHarness(t *testing.T, pubsubHost string) *harness {
 		h.mu.Unlock()
 	}))
 	t.Cleanup(h.srv.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("function logs:\n%s", h.logs.String())
+		}
+	})
 	return h
 }
 

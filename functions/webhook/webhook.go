@@ -240,14 +240,17 @@ func (s *Service) watch(messageID string, p Pending, log *slog.Logger) {
 		s.forget(messageID, p)
 		return
 	}
-	s.forget(messageID, p)
 	ctx, cancel := context.WithTimeout(context.Background(), s.storeWait())
 	defer cancel()
 	id, err := p.Get(ctx)
 	if err != nil {
+		s.forget(messageID, p)
 		log.Warn("webhook: late publish failed; Twitch's retry publishes again", "error", err.Error())
 		return
 	}
+	// Kept a while: a retry that claimed the message before the Complete below
+	// finds this publish done instead of publishing a second copy.
+	time.AfterFunc(s.lease(), func() { s.forget(messageID, p) })
 	if err := s.Claims.Complete(ctx, messageID, s.Owner+"/late", id); err != nil {
 		log.Warn("webhook: late publish acknowledged but not recorded", "error", err.Error(), "rawMessageId", id)
 		return
