@@ -98,11 +98,11 @@ func runWith(args []string, stdout, stderr io.Writer, h hooks) int {
 	g := &globals{
 		firestore: envOr("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8086"),
 		database:  envOr("FIRESTORE_DATABASE", "(default)"),
-		control: envOr("TWITCHCTL_CONTROL", faketwitch.DefaultControlURL),
-		pubsub:  envOr("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
-		project: envOr("GOOGLE_CLOUD_PROJECT", "bitbrat-local"),
-		prefix:  os.Getenv("BUS_PREFIX"),
-		timeout: 15 * time.Second,
+		control:   envOr("TWITCHCTL_CONTROL", faketwitch.DefaultControlURL),
+		pubsub:    envOr("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+		project:   envOr("GOOGLE_CLOUD_PROJECT", "bitbrat-local"),
+		prefix:    os.Getenv("BUS_PREFIX"),
+		timeout:   15 * time.Second,
 	}
 	top := flag.NewFlagSet("twitchctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard) // errors and usage are printed below, once
