@@ -96,7 +96,7 @@ type Result struct {
 	Skipped bool
 	// Desired counts channels × types; Existing what was already there and wanted.
 	Desired, Existing int
-	Created, Deleted int
+	Created, Deleted  int
 	// Revoked counts wanted subscriptions not created because Twitch revoked them
 	// (recorded; cleared by an operator once the cause is fixed).
 	Revoked int
