@@ -127,8 +127,10 @@ twitchctl:
 	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl
 
 ## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
-run: twitchctl
-	@mkdir -p bin && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
+## The echo is the first line a user sees, before the builds (seconds on a warm cache).
+run:
+	@echo "make run: building bin/twitchctl and bin/devstack, then starting the stack"
+	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
 
 terraform-check:
 	bash terraform/check.sh

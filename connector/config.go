@@ -42,6 +42,9 @@ type Config struct {
 	// KeepaliveGrace is added to Twitch's keepalive timeout before the socket is
 	// declared dead (EVENTSUB_KEEPALIVE_GRACE, 1 s).
 	KeepaliveGrace time.Duration
+	// RevokedRetry is how often subscriptions revoked for good are tried again (30 min;
+	// also whenever the bot's token document changes, checked every TokenCheck, 1 min).
+	RevokedRetry, TokenCheck time.Duration
 	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
 	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
 	PubSubEmulator, FirestoreEmulator string
@@ -71,6 +74,7 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
+	c.RevokedRetry, c.TokenCheck = 30*time.Minute, time.Minute
 	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
 	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
 	if err := checkChannels(c.Twitch.Channels); err != nil {

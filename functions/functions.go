@@ -65,6 +65,7 @@ func init() {
 	for name, fn := range Handlers() {
 		functions.CloudEvent(name, fn)
 	}
+	functions.HTTP(NameEventSubWebhook, eventSubWebhook)
 }
 
 // env is what every function shares within one instance.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"cloud.google.com/go/firestore"
 
@@ -146,10 +147,15 @@ func (l lazyHelix) SendWhisper(ctx context.Context, fromUserID, toUserID, messag
 	return c.SendWhisper(ctx, fromUserID, toUserID, message)
 }
 
+// GetModeratedChannels asks Twitch only when the token has the scope: without it
+// Twitch answers 401, which the client would take for an expired token and refresh.
 func (l lazyHelix) GetModeratedChannels(ctx context.Context, userID string) ([]twitch.ModeratedChannel, error) {
-	c, err := l.client(ctx)
+	tw, err := l.env.twitchClient(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fault.Wrap(fault.Transient, "TWITCH_CLIENT_UNAVAILABLE", err, "twitch client")
 	}
-	return c.GetModeratedChannels(ctx, userID)
+	if !slices.Contains(tw.Scopes, twitch.ScopeReadModeratedChannels) {
+		return nil, fault.New(fault.Permanent, "TWITCH_MISSING_SCOPE", "the bot token lacks %s", twitch.ScopeReadModeratedChannels)
+	}
+	return tw.Client.GetModeratedChannels(ctx, userID)
 }

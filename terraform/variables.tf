@@ -329,3 +329,14 @@ variable "deletion_protection" {
   type        = bool
   default     = false
 }
+
+variable "webhook_max_instances" {
+  description = "Upper bound on EventSubWebhook instances (webhook.tf): the public function cannot scale without limit under a flood of requests, signed or not."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.webhook_max_instances >= 1 && var.webhook_max_instances <= 100
+    error_message = "webhook_max_instances must be between 1 and 100."
+  }
+}

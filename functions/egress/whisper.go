@@ -98,16 +98,16 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	c.helixTimeout = cmp.Or(cfg.HelixTimeout, DefaultHelixTimeout)
 	var problems []error
 	if cfg.Helix == nil {
-		problems = append(problems, errors.New("Helix is required"))
+		problems = append(problems, errors.New("cfg.Helix is required"))
 	}
 	if cfg.Recipients == nil {
-		problems = append(problems, errors.New("Recipients is required"))
+		problems = append(problems, errors.New("cfg.Recipients is required"))
 	}
 	if cfg.Budgets == nil {
-		problems = append(problems, errors.New("Budgets is required"))
+		problems = append(problems, errors.New("cfg.Budgets is required"))
 	}
 	if cfg.SeenWithin > 0 && cfg.Seen == nil {
-		problems = append(problems, errors.New("Seen is required with SeenWithin"))
+		problems = append(problems, errors.New("cfg.Seen is required with SeenWithin"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress whisper: %w", err)
@@ -217,7 +217,7 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to
 	hctx, cancel := s.helixCtx(ctx)
 	err = s.helix.SendWhisper(hctx, s.botID, to, msg)
 	cancel()
-	if err != nil && outcomeUnknown(err) {
+	if err != nil && outcomeUnknown(err, "/whispers") {
 		s.log.WarnContext(ctx, s.name+": whisper outcome unknown; not retried", "to", to, "error", err.Error())
 		return s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again"), nil
 	}

@@ -12,6 +12,7 @@ const (
 	Normalize      Component = "normalize"
 	Egress         Component = "egress"
 	Finalize       Component = "finalize"
+	Webhook        Component = "webhook"
 	LocalFunctions Component = "local functions"
 )
 
@@ -76,7 +77,7 @@ var Settings = []Setting{
 	{Name: "PORT", ReadBy: []Component{Connector, LocalFunctions}, Default: "`8080`"},
 	{Name: "HOST", ReadBy: []Component{Connector, LocalFunctions}, Default: "connector: every interface (Cloud Run needs it); local functions: `127.0.0.1`"},
 	{Name: "FUNCTION_TARGET", ReadBy: []Component{LocalFunctions}, Default: "empty (every function)"},
-	{Name: "EVENTSUB_RAW_TOPIC", ReadBy: []Component{Connector, Normalize}, Default: "`twitch.eventsub.raw.v1`"},
+	{Name: "EVENTSUB_RAW_TOPIC", ReadBy: []Component{Connector, Normalize, Webhook}, Default: "`twitch.eventsub.raw.v1`"},
 	{Name: "WHISPER_TOPIC", ReadBy: []Component{Egress}, Default: "`twitch.egress.whisper.v1`"},
 	{Name: "EGRESS_DESTINATION", ReadBy: []Component{Normalize}, Default: "empty", Local: Tuned},
 	{Name: "NORMALIZE_MAX_AGE", ReadBy: []Component{Normalize}, Default: "`24h`", Local: Tuned},
@@ -85,6 +86,7 @@ var Settings = []Setting{
 	{Name: "EGRESS_WHISPER_SEEN_WITHIN", ReadBy: []Component{Normalize, Egress}, Default: "`0` (off)", Local: Tuned},
 	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
+	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Webhook}, Default: "required (webhook)", Secret: true},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }
