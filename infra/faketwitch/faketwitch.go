@@ -27,7 +27,7 @@ const (
 
 // BotScopes are the scopes the bot's token carries: what CONTRACT.md says the edge
 // needs.
-var BotScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:write:chat"}
+var BotScopes = []string{"moderator:read:followers", "user:manage:whispers", "user:read:moderated_channels", "user:write:chat"}
 
 // Channels are the seeded broadcasters; the bot moderates both.
 var Channels = []twitchtest.User{

@@ -283,7 +283,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	_, fnPort, _ := net.SplitHostPort(fnAddr)
 	s.functions = NewProcess("functions", s.BinDir+"/"+Functions.Name, s.env(map[string]string{
 		"PORT": fnPort, "HOST": "127.0.0.1",
-	}, o.FunctionsEnv, "TWITCH_CHANNELS", "TWITCH_EVENTSUB_WS_URL", "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL"), o.Output)
+	}, o.FunctionsEnv, "TWITCH_EVENTSUB_WS_URL", "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL"), o.Output)
 	s.connector = NewProcess("connector", s.BinDir+"/"+Connector.Name, s.env(map[string]string{
 		"PORT": strconv.Itoa(connPort), "HOST": "127.0.0.1", "CONNECTOR_INSTANCE_ID": ConnectorInstanceID,
 	}, o.ConnectorEnv), o.Output)
