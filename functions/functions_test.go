@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+	"github.com/google/uuid"
 
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
@@ -109,6 +110,9 @@ func TestNormalizeOverHTTPPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A fresh message id each run: the project lives as long as the process, and
+	// -count=N runs this test N times in it (the claim would make run 2 a duplicate).
+	frame = bytes.ReplaceAll(frame, []byte("befa7b53-d79d-478f-86b9-120f112b044e"), []byte(uuid.NewString()))
 
 	// 1. The real thing: the emulator pushes a published raw frame to the function.
 	if err := bus.EnsureSubscription(ctx, ps, bus.SubscriptionSpec{Name: "push-normalize", Topic: raw, PushEndpoint: endpoint}); err != nil {
