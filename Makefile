@@ -98,16 +98,18 @@ bench:
 	$(GO) run ./infra/cmd/withemulators -- $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./infra/cmd/load $(LOAD_FLAGS)
 
-## bench-check: the hot-path benchmarks, median of BENCH_COUNT runs, against the figures in
-## docs/perf/bench.json; lists every figure that moved by more than 20 % and fails when one got worse.
-## bench-baseline re-takes those figures (after a change meant to move them; say the load).
-BENCH_PKGS  ?= ./connector/relay ./connector/eventsub ./shared/twitch ./functions/normalize ./functions/finalize ./functions/egress
-BENCH_COUNT ?= 5
-BENCH_RUN    = mkdir -p bin && $(GO) run ./infra/cmd/withemulators -- $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) $(BENCH_PKGS) > bin/bench.out || { cat bin/bench.out; exit 1; }
+## bench-check: the hot-path benchmarks, best of BENCH_COUNT runs of the whole set (spread in time,
+## so that a burst of other work does not decide), against the figures in docs/perf/bench.json;
+## lists every figure that moved by more than BENCH_THRESHOLD and fails when one got worse.
+## bench-baseline re-takes those figures (after a change meant to move them).
+BENCH_PKGS      ?= ./connector/relay ./connector/eventsub ./shared/twitch ./functions/normalize ./functions/finalize ./functions/egress
+BENCH_COUNT     ?= 5
+BENCH_THRESHOLD ?= 0.20
+BENCH_RUN        = mkdir -p bin && $(GO) run ./infra/cmd/withemulators -- sh -c 'for i in $$(seq $(BENCH_COUNT)); do $(GO) test -run "^$$" -bench . -benchmem -count 1 $(BENCH_PKGS) || exit 1; done' > bin/bench.out || { cat bin/bench.out; exit 1; }
 .PHONY: bench-check bench-baseline
 bench-check:
 	$(BENCH_RUN)
-	$(GO) run ./infra/cmd/benchcheck -baseline docs/perf/bench.json bin/bench.out
+	$(GO) run ./infra/cmd/benchcheck -baseline docs/perf/bench.json -threshold $(BENCH_THRESHOLD) bin/bench.out
 bench-baseline:
 	$(BENCH_RUN)
 	$(GO) run ./infra/cmd/benchcheck -baseline docs/perf/bench.json -update -measured "$$(date -u +%FT%TZ); load $$(cut -d' ' -f1-3 /proc/loadavg)" bin/bench.out
@@ -125,8 +127,10 @@ twitchctl:
 	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl
 
 ## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
-run: twitchctl
-	@mkdir -p bin && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
+## The echo is the first line a user sees, before the builds (seconds on a warm cache).
+run:
+	@echo "make run: building bin/twitchctl and bin/devstack, then starting the stack"
+	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
 
 terraform-check:
 	bash terraform/check.sh

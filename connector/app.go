@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +87,12 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 	if d.Startup == nil {
 		d.Startup = NewStartup(d.Log)
 	}
+	if cfg.RevokedRetry == 0 {
+		cfg.RevokedRetry = 30 * time.Minute
+	}
+	if cfg.TokenCheck == 0 {
+		cfg.TokenCheck = time.Minute
+	}
 	var ids []string
 	err := d.Startup.Do(ctx, "the channels' user ids (Helix users)", cfg.Twitch.APIBaseURL, func(ctx context.Context) error {
 		var err error
@@ -107,7 +116,8 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
 	a.relay = relay.New(d.Publisher, relay.Options{
-		Topic: cfg.Topics.Raw, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log, Registry: reg,
+		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
+		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
 	a.handler = a.Handler()
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
@@ -182,13 +192,25 @@ func (a *App) Ready() (bool, string) {
 		return false, "standby: " + why
 	}
 	st := s.Status()
+	if len(st.Revoked) > 0 && len(st.Revoked) >= len(a.specs) {
+		return false, fmt.Sprintf("every subscription is revoked (%s); retrying every %s or when the bot's token changes",
+			revokedSummary(st.Revoked), a.cfg.RevokedRetry)
+	}
+	b := a.relay.Backlog()
+	backlog := ""
+	if b.Frames > 0 || b.SpillPending > 0 || b.Spilled > 0 {
+		backlog = fmt.Sprintf("; backlog %d frames (%d bytes) in memory, %d on their way to the spill, %d spilled",
+			b.Frames, b.Bytes, b.SpillPending, b.Spilled)
+	}
 	switch {
 	case !st.Connected:
-		return false, "not connected"
+		return false, "not connected" + backlog
 	case !st.Ready:
-		return false, "connected, subscriptions not all enabled"
+		return false, "connected, subscriptions not all enabled" + backlog
+	case b.NearLimit:
+		return false, "relay backlog near its limit (Pub/Sub and Firestore behind)" + backlog
 	}
-	return true, "ready: session " + st.SessionID
+	return true, "ready: session " + st.SessionID + backlog
 }
 
 // Status is the current session's status (zero when standing by).
@@ -296,7 +318,9 @@ func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 		URL: a.cfg.Twitch.EventSubWSURL, Specs: a.specs, Helix: a.deps.Helix, Sink: a.relay,
 		State: stateAdapter{a.state}, Window: a.window, Log: a.log, Metrics: a.ms,
 		KeepaliveGrace: a.cfg.KeepaliveGrace, HTTPClient: a.deps.HTTPClient,
+		Revoked: a.loadRevoked(sctx), RevokedRetry: a.cfg.RevokedRetry,
 	})
+	go a.watchToken(sctx, s)
 	a.mu.Lock()
 	a.session, a.holding = s, true
 	a.mu.Unlock()
@@ -402,6 +426,74 @@ func (a *App) shutdown(deadline time.Time) {
 // shutdownReserve is the part of the shutdown grace kept for the lease release and the
 // ledger after the relay's flush.
 const shutdownReserve = 1500 * time.Millisecond
+
+// loadRevoked reads the subscriptions an earlier instance recorded as revoked for
+// good, so that a restart does not ask Twitch for them again at once.
+func (a *App) loadRevoked(ctx context.Context) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, preloadTimeout)
+	defer cancel()
+	subs, err := a.state.Subscriptions(ctx)
+	if err != nil {
+		a.log.Warn("connector: could not read recorded revocations", "host", firestoreHost(a.cfg), "error", err.Error())
+		return nil
+	}
+	known := make(map[string]bool, len(a.specs))
+	for _, sp := range a.specs {
+		known[sp.Key()] = true
+	}
+	out := map[string]string{}
+	for _, sub := range subs {
+		if known[sub.Key] && eventsub.PermanentRevocation(sub.Status) {
+			out[sub.Key] = sub.Status
+		}
+	}
+	if len(out) > 0 {
+		a.log.Warn("connector: subscriptions revoked earlier are not requested until the retry or a new token",
+			"count", len(out), "retryEvery", a.cfg.RevokedRetry.String())
+	}
+	return out
+}
+
+// watchToken tells the session when the bot's token document changes (someone
+// re-authorized): revoked subscriptions are worth trying again then.
+func (a *App) watchToken(ctx context.Context, s *eventsub.Session) {
+	tokens := store.NewTokenStore(a.deps.Firestore)
+	last := ""
+	t := time.NewTicker(a.cfg.TokenCheck)
+	defer t.Stop()
+	for first := true; ; first = false {
+		tctx, cancel := context.WithTimeout(ctx, a.cfg.TokenCheck)
+		tok, err := tokens.LoadToken(tctx, twitch.RoleBot)
+		cancel()
+		if err == nil {
+			sum := sha256.Sum256([]byte(tok.AccessToken))
+			fp := hex.EncodeToString(sum[:])
+			if !first && fp != last {
+				a.log.Info("connector: the bot's token changed; retrying revoked subscriptions")
+				s.RetryRevoked()
+			}
+			last = fp
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func revokedSummary(revoked map[string]string) string {
+	reasons := map[string]int{}
+	for _, r := range revoked {
+		reasons[r]++
+	}
+	parts := make([]string, 0, len(reasons))
+	for r, n := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", n, r))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
 
 // stateAdapter records session state in Firestore.
 type stateAdapter struct{ s *store.ConnectorState }

@@ -30,6 +30,9 @@ type Config struct {
 	Addr string
 	// Buffer is the relay's capacity in notifications (CONNECTOR_BUFFER, 10,000).
 	Buffer int
+	// BufferBytes bounds the notifications held in memory for publishing; past it
+	// they are spilled to Firestore (CONNECTOR_BUFFER_BYTES, 64 MiB).
+	BufferBytes int64
 	// LeaseTTL bounds how long a dead instance keeps others from taking over
 	// (CONNECTOR_LEASE_TTL, 30 s).
 	LeaseTTL time.Duration
@@ -39,6 +42,9 @@ type Config struct {
 	// KeepaliveGrace is added to Twitch's keepalive timeout before the socket is
 	// declared dead (EVENTSUB_KEEPALIVE_GRACE, 1 s).
 	KeepaliveGrace time.Duration
+	// RevokedRetry is how often subscriptions revoked for good are tried again (30 min;
+	// also whenever the bot's token document changes, checked every TokenCheck, 1 min).
+	RevokedRetry, TokenCheck time.Duration
 	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
 	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
 	PubSubEmulator, FirestoreEmulator string
@@ -64,9 +70,11 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	// Cloud Run needs every interface (HOST empty); local runs bind loopback.
 	c.Addr = r.String("HOST", "") + ":" + fmt.Sprint(r.Int("PORT", 8080, 1, 65535))
 	c.Buffer = r.Int("CONNECTOR_BUFFER", 10_000, 10, 10_000_000)
+	c.BufferBytes = int64(r.Int("CONNECTOR_BUFFER_BYTES", 64<<20, 64<<10, 1<<34))
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
+	c.RevokedRetry, c.TokenCheck = 30*time.Minute, time.Minute
 	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
 	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
 	if err := checkChannels(c.Twitch.Channels); err != nil {

@@ -65,6 +65,7 @@ func init() {
 	for name, fn := range Handlers() {
 		functions.CloudEvent(name, fn)
 	}
+	functions.HTTP(NameEventSubWebhook, eventSubWebhook)
 }
 
 // env is what every function shares within one instance.
@@ -79,6 +80,9 @@ type env struct {
 
 	twitchMu sync.Mutex
 	twitch   *twitchclient.Twitch
+
+	tokenMu sync.Mutex
+	tokenFS *firestore.Client // TWITCH_TOKEN_DATABASE's client, when apart
 }
 
 // originalEgress names egress events in dead letters.
@@ -191,9 +195,14 @@ func lazy(name, originalType string, build func(context.Context, *env) (trigger.
 }
 
 func buildNormalize(_ context.Context, env *env) (trigger.Handler, error) {
+	var pub normalize.Publisher = env.pub
+	if env.fns.WhisperSeenWithin > 0 {
+		pub = seenPublisher{next: env.pub, ingress: env.topics.Ingress, now: time.Now,
+			seen: store.NewSeenUsers(env.fs, env.fns.WhisperSeenWithin)}
+	}
 	s := &normalize.Service{
 		Builder:      &normalize.Builder{Normalizers: normalize.Registry(), EgressDestination: env.fns.EgressDestination},
-		Pub:          env.pub,
+		Pub:          pub,
 		Ledger:       store.NewClaims(env.fs, store.CollectionIdempotency, 7*24*time.Hour, nil),
 		IngressTopic: env.topics.Ingress,
 		MaxAge:       env.fns.NormalizeMaxAge,
@@ -223,8 +232,12 @@ func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(env.fns.EgressChannels) == 0 {
+		env.log.WarnContext(ctx, NameEgressChat+": no EGRESS_CHANNELS or TWITCH_CHANNELS: the bot may post in any channel")
+	}
 	svc, err := egress.NewChatService(egress.ChatConfig{
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Channels:  env.fns.EgressChannels,
 		Budgets:   store.NewSendBudgets(env.fs),
 		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
@@ -245,6 +258,7 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		Recipients: store.NewWhisperRecipients(env.fs), Budgets: store.NewSendBudgets(env.fs),
+		SeenWithin: env.fns.WhisperSeenWithin, Seen: store.NewSeenUsers(env.fs, env.fns.WhisperSeenWithin),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),
 	})

@@ -16,14 +16,30 @@ type Settings struct {
 	// EgressMaxAge: an egress event published longer ago is not delivered late
 	// (EGRESS_MAX_AGE).
 	EgressMaxAge time.Duration
+	// EgressChannels are the channels the bot may post in (EGRESS_CHANNELS, default
+	// TWITCH_CHANNELS); empty allows any.
+	EgressChannels []string
+	// WhisperSeenWithin, when positive, limits whispers to users seen on the ingress
+	// topic within it (EGRESS_WHISPER_SEEN_WITHIN, default 0: off).
+	WhisperSeenWithin time.Duration
+	// TokenDatabase is the Firestore database holding the bot's token document
+	// (TWITCH_TOKEN_DATABASE); empty: FIRESTORE_DATABASE, upstream's location.
+	TokenDatabase string
 }
 
 // readSettings reads the functions' own settings.
 func readSettings(r *config.Reader) Settings {
-	return Settings{
+	s := Settings{
 		EgressDestination: r.String("EGRESS_DESTINATION", ""),
 		NormalizeMaxAge:   r.Duration("NORMALIZE_MAX_AGE", 24*time.Hour),
 		EventTTL:          r.Duration("EVENT_TTL", 7*24*time.Hour),
 		EgressMaxAge:      r.Duration("EGRESS_MAX_AGE", 30*time.Minute),
+		EgressChannels:    r.List("EGRESS_CHANNELS"),
+		WhisperSeenWithin: r.Duration("EGRESS_WHISPER_SEEN_WITHIN", 0),
+		TokenDatabase:     r.String("TWITCH_TOKEN_DATABASE", ""),
 	}
+	if len(s.EgressChannels) == 0 {
+		s.EgressChannels = r.List("TWITCH_CHANNELS")
+	}
+	return s
 }

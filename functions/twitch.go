@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"cloud.google.com/go/firestore"
 
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/fault"
@@ -29,7 +32,11 @@ func (e *env) twitchClient(ctx context.Context) (*twitchclient.Twitch, error) {
 	if err != nil {
 		return nil, err
 	}
-	tw, err := twitchclient.New(ctx, cfg, e.fs, e.owner, e.log)
+	tokens, err := e.tokenFirestore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tw, err := twitchclient.New(ctx, cfg, tokens, e.owner, e.log)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +51,27 @@ func (e *env) twitchConfig() (config.Twitch, error) {
 		return cfg, fault.Wrap(fault.Transient, "FUNCTION_NOT_CONFIGURED", err, "twitch configuration")
 	}
 	return cfg, nil
+}
+
+// tokenFirestore is the client of the database holding the bot's token document
+// (TWITCH_TOKEN_DATABASE): the shared one unless the deployment keeps tokens apart,
+// so that only the components that use the token can read it. Opened on first use,
+// by the egress functions only.
+func (e *env) tokenFirestore(ctx context.Context) (*firestore.Client, error) {
+	db := e.fns.TokenDatabase
+	if db == "" || db == e.common.Database {
+		return e.fs, nil
+	}
+	e.tokenMu.Lock()
+	defer e.tokenMu.Unlock()
+	if e.tokenFS == nil {
+		c, err := store.NewClient(context.WithoutCancel(ctx), e.common.Project, db)
+		if err != nil {
+			return nil, fault.Wrap(fault.Transient, "TOKEN_STORE_UNAVAILABLE", err, "token database %s", db)
+		}
+		e.tokenFS = c
+	}
+	return e.tokenFS, nil
 }
 
 // botUserID is TWITCH_BOT_USER_ID, else the user of the bot's token document: both
@@ -63,7 +91,11 @@ func (e *env) botUserID(ctx context.Context) (string, error) {
 		}
 		return tw.BotUserID, nil
 	}
-	tok, err := store.NewTokenStore(e.fs).LoadToken(ctx, twitch.RoleBot)
+	tokens, err := e.tokenFirestore(ctx)
+	if err != nil {
+		return "", err
+	}
+	tok, err := store.NewTokenStore(tokens).LoadToken(ctx, twitch.RoleBot)
 	if err != nil {
 		if errors.Is(err, twitch.ErrTokenNotFound) {
 			return "", fmt.Errorf("the bot's user id is unknown: set TWITCH_BOT_USER_ID or store the bot token at oauth/twitch/bot/token: %w", err)
@@ -115,10 +147,15 @@ func (l lazyHelix) SendWhisper(ctx context.Context, fromUserID, toUserID, messag
 	return c.SendWhisper(ctx, fromUserID, toUserID, message)
 }
 
+// GetModeratedChannels asks Twitch only when the token has the scope: without it
+// Twitch answers 401, which the client would take for an expired token and refresh.
 func (l lazyHelix) GetModeratedChannels(ctx context.Context, userID string) ([]twitch.ModeratedChannel, error) {
-	c, err := l.client(ctx)
+	tw, err := l.env.twitchClient(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fault.Wrap(fault.Transient, "TWITCH_CLIENT_UNAVAILABLE", err, "twitch client")
 	}
-	return c.GetModeratedChannels(ctx, userID)
+	if !slices.Contains(tw.Scopes, twitch.ScopeReadModeratedChannels) {
+		return nil, fault.New(fault.Permanent, "TWITCH_MISSING_SCOPE", "the bot token lacks %s", twitch.ScopeReadModeratedChannels)
+	}
+	return tw.Client.GetModeratedChannels(ctx, userID)
 }

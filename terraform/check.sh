@@ -5,6 +5,8 @@
 #      (../shared/terraform-offline/validate, beside the repository)
 #   3. tflint v0.64.0 with its bundled rules (terraform/.tflint.hcl: preset "all"),
 #      installed with `go install` (Go module proxy) when missing or another version
+#   4. terraform test (terraform/test.sh): least-privilege assertions on the plan, with
+#      mock providers
 # Usage: terraform/check.sh   (from anywhere; exits non-zero on the first failure)
 set -euo pipefail
 
@@ -55,4 +57,7 @@ is_pinned "$tflint" || fail "$tflint is not tflint v$tflint_version"
 (cd "$tf_dir" && "$tflint" --recursive --config "$tf_dir/.tflint.hcl" --format compact) ||
   fail "tflint found issues"
 
-echo "terraform/check.sh: OK (fmt, validate, tflint)"
+step "terraform test (mock providers): least privilege"
+"$tf_dir/test.sh" || fail "terraform test"
+
+echo "terraform/check.sh: OK (fmt, validate, tflint, test)"

@@ -110,6 +110,9 @@ resource "google_cloud_run_v2_service" "connector" {
 locals {
   connector_env = {
     for n, v in merge(local.common_env, local.twitch_env, {
+      # The connector keeps its state and reads the bot's token in the private
+      # database (the shared one when there is none).
+      FIRESTORE_DATABASE                = local.token_database
       TWITCH_CHANNELS                   = join(",", var.twitch_channels)
       TWITCH_EVENTSUB_WS_URL            = var.twitch_eventsub_ws_url
       TWITCH_EVENTSUB_SUBSCRIPTIONS_URL = var.twitch_eventsub_subscriptions_url

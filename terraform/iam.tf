@@ -1,8 +1,12 @@
 # Identities and least privilege.
 #
-#   function SAs (one each)  datastore.user; pubsub.publisher on their output topics only;
+#   function SAs (one each)  datastore.user on the shared database only (egress also on the
+#                            private one: the bot's token); pubsub.publisher on their
+#                            output topics only;
 #                            secretAccessor on the client secret (Twitch callers only)
-#   connector SA             datastore.user; publisher on the raw topic; secretAccessor
+#   connector SA             datastore.user on the private database (its state, the
+#                            token); publisher on the raw topic; secretAccessor
+#   egress_publishers        publisher on the egress topics: who may make the bot speak
 #   push SA                  run.invoker on each function's Cloud Run service: Pub/Sub
 #                            push subscriptions sign their requests as it
 #   build SA                 what Cloud Build needs to build the functions
@@ -44,14 +48,18 @@ resource "google_service_account" "build" {
 # --- Firestore --------------------------------------------------------------------------
 
 resource "google_project_iam_member" "datastore_user" {
-  for_each = merge(
-    { for k, sa in google_service_account.function : k => sa.member },
-    { connector = google_service_account.connector.member },
-  )
+  for_each = local.datastore_access
 
   project = var.project_id
   role    = "roles/datastore.user"
-  member  = each.value
+  member  = each.value.member
+
+  # Only this database: Normalize and Finalize, which parse input from the bus, cannot
+  # read or overwrite the bot's token or the connector's lease.
+  condition {
+    title      = "only-${each.value.database}"
+    expression = "resource.name == \"projects/${var.project_id}/databases/${each.value.database}\""
+  }
 }
 
 # --- Pub/Sub ----------------------------------------------------------------------------

@@ -29,6 +29,12 @@ locals {
     { for id in var.egress_instance_ids : "egress.${id}" => "${var.bus_prefix}internal.egress.v1.${id}" },
   )
 
+  # The database apart for the token and the connector's state ("" = none: the shared
+  # database, upstream's default location).
+  private_database = var.private_database == null ? "${var.name_prefix}-private" : var.private_database
+  token_database   = local.private_database == "" ? var.firestore_database : local.private_database
+  egress_channels  = var.egress_channels == null ? var.twitch_channels : var.egress_channels
+
   # Environment every process reads; empty values are left out so that the code's
   # defaults apply (see the README's configuration table).
   common_env = {
@@ -57,8 +63,9 @@ locals {
       publishes   = ["ingress", "deadletter"]
       twitch      = false
       env = {
-        EGRESS_DESTINATION = var.egress_destination
-        NORMALIZE_MAX_AGE  = var.normalize_max_age
+        EGRESS_DESTINATION         = var.egress_destination
+        NORMALIZE_MAX_AGE          = var.normalize_max_age
+        EGRESS_WHISPER_SEEN_WITHIN = var.egress_whisper_seen_within
       }
       defaults = { memory = "512Mi", cpu = "1", timeout_seconds = 60, min_instances = 0, max_instances = 10, concurrency = 40, max_delivery_attempts = 10 }
     }
@@ -69,7 +76,9 @@ locals {
       publishes   = ["whisper", "finalize", "deadletter"]
       twitch      = true
       env = {
-        WHISPER_TOPIC = var.whisper_topic
+        WHISPER_TOPIC         = var.whisper_topic
+        EGRESS_CHANNELS       = join(",", local.egress_channels)
+        TWITCH_TOKEN_DATABASE = local.private_database
       }
       defaults = { memory = "512Mi", cpu = "1", timeout_seconds = 120, min_instances = 0, max_instances = 5, concurrency = 20, max_delivery_attempts = 10 }
     }
@@ -79,7 +88,10 @@ locals {
       triggers    = ["whisper"]
       publishes   = ["finalize", "deadletter"]
       twitch      = true
-      env         = {}
+      env = {
+        TWITCH_TOKEN_DATABASE      = local.private_database
+        EGRESS_WHISPER_SEEN_WITHIN = var.egress_whisper_seen_within
+      }
       # Rate-limited whispers are retried at the limit's reset, so allow more attempts.
       defaults = { memory = "512Mi", cpu = "1", timeout_seconds = 120, min_instances = 0, max_instances = 1, concurrency = 1, max_delivery_attempts = 20 }
     }
@@ -113,14 +125,36 @@ locals {
     }
   ]...)
 
-  # Who publishes where: each function on its output topics, the connector on raw.
+  # Who publishes where: each function on its output topics, the connector on raw, and
+  # the named upstream services (egress_publishers) on the egress topics.
+  egress_topics = concat(["egress"], [for id in var.egress_instance_ids : "egress.${id}"])
   publishers = merge(
+    merge([
+      for m in var.egress_publishers : {
+        for t in local.egress_topics : "upstream/${m}/${t}" => { member = m, topic = t }
+      }
+    ]...),
     merge([
       for k, f in local.functions : {
         for t in f.publishes : "${k}/${t}" => { member = google_service_account.function[k].member, topic = t }
       }
     ]...),
     { "connector/raw" = { member = google_service_account.connector.member, topic = "raw" } },
+  )
+
+  # Firestore access, per database (IAM conditions on the database's resource name):
+  # the shared database for every function and, when the token is kept apart, the
+  # private one only for the components that use the token (the egress functions) or
+  # own the state there (the connector, whose FIRESTORE_DATABASE it is).
+  token_users = toset(["egress_chat", "egress_whisper"])
+  datastore_access = merge(
+    { for k, sa in google_service_account.function : "${k}/${var.firestore_database}" => { member = sa.member, database = var.firestore_database } },
+    local.private_database == "" ? {
+      "connector/${var.firestore_database}" = { member = google_service_account.connector.member, database = var.firestore_database }
+      } : merge(
+      { for k in local.token_users : "${k}/${local.private_database}" => { member = google_service_account.function[k].member, database = local.private_database } },
+      { "connector/${local.private_database}" = { member = google_service_account.connector.member, database = local.private_database } },
+    ),
   )
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"

@@ -59,3 +59,8 @@ output "function_source_object" {
   description = "The uploaded source zip (named after its MD5)."
   value       = "gs://${google_storage_bucket.source.name}/${google_storage_bucket_object.function_source.name}"
 }
+
+output "webhook_callback_url" {
+  description = "EventSubWebhook's URL: the callback of webhook shards and webhook subscriptions (public; Twitch's signature is checked)."
+  value       = google_cloudfunctions2_function.webhook.service_config[0].uri
+}

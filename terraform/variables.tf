@@ -112,7 +112,19 @@ variable "firestore_location" {
 variable "ttl_collections" {
   description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows and the connector's forwarded-id ledger (shared/store writes expireAt in all of them)."
   type        = list(string)
-  default     = ["events", "idempotency", "deliveries", "whisperRecipients", "eventsub_forwarded"]
+  default     = ["events", "idempotency", "deliveries", "whisperRecipients", "sendBudgets", "seenUsers"]
+}
+
+variable "private_database" {
+  description = "Firestore database that holds the bot's token (oauth/twitch/bot/token) and the connector's state, readable only by the connector and the egress functions (IAM conditions per database). null: \"<name_prefix>-private\", created here. \"\": no database apart — the token stays where upstream's OAuth flow writes it by default (firestore_database), and every function's account can read it."
+  type        = string
+  default     = null
+}
+
+variable "private_ttl_collections" {
+  description = "Collections of private_database whose documents Firestore deletes after expireAt (the connector's forwarded-id ledger)."
+  type        = list(string)
+  default     = ["eventsub_forwarded"]
 }
 
 # ---------------------------------------------------------------------------------------
@@ -164,6 +176,29 @@ variable "log_level" {
   description = "LOG_LEVEL of the functions and the connector (debug, info, warn, error)."
   type        = string
   default     = "info"
+}
+
+variable "egress_channels" {
+  description = "EGRESS_CHANNELS of EgressChat: the channels (logins or ids) the bot may post in. null: twitch_channels."
+  type        = list(string)
+  default     = null
+}
+
+variable "egress_publishers" {
+  description = "Members allowed to publish to the egress topics (internal.egress.v1 and its per-instance topics), e.g. [\"serviceAccount:bitbrat-llm@PROJECT.iam.gserviceaccount.com\"]: upstream's services. Nobody else can make the bot speak (no project-wide publisher role is granted)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.egress_publishers : can(regex("^(serviceAccount|group|user):", m))])
+    error_message = "egress_publishers are IAM members: serviceAccount:..., group:... or user:...."
+  }
+}
+
+variable "egress_whisper_seen_within" {
+  description = "EGRESS_WHISPER_SEEN_WITHIN of Normalize and EgressWhisper: when set (e.g. \"24h\"), whispers go only to users seen on internal.ingress.v1 within it. Empty: off."
+  type        = string
+  default     = ""
 }
 
 variable "egress_destination" {
@@ -293,4 +328,15 @@ variable "deletion_protection" {
   description = "Protect the connector service from terraform destroy."
   type        = bool
   default     = false
+}
+
+variable "webhook_max_instances" {
+  description = "Upper bound on EventSubWebhook instances (webhook.tf): the public function cannot scale without limit under a flood of requests, signed or not."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.webhook_max_instances >= 1 && var.webhook_max_instances <= 100
+    error_message = "webhook_max_instances must be between 1 and 100."
+  }
 }

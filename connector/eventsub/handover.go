@@ -167,10 +167,16 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 
 	watchdog := time.NewTimer(s.keepaliveWindow(first))
 	defer watchdog.Stop()
+	revokedRetry := time.NewTicker(s.o.RevokedRetry)
+	defer revokedRetry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return parent.Err()
+		case <-revokedRetry.C:
+			s.retryRevokedOn(ctx)
+		case <-s.retry:
+			s.retryRevokedOn(ctx)
 		case <-watchdog.C:
 			wait, dead := h.silence()
 			if dead {
@@ -206,4 +212,14 @@ func (s *Session) runConnection(parent context.Context, url string) error {
 func resetTimer(t *time.Timer, d time.Duration) {
 	t.Stop()
 	t.Reset(d)
+}
+
+// retryRevokedOn subscribes, on the live session, what was revoked for good.
+func (s *Session) retryRevokedOn(ctx context.Context) {
+	if !s.unrevoke() {
+		return
+	}
+	s.o.Log.Info("eventsub: retrying revoked subscriptions on the current session")
+	s.work.Add(1)
+	go func() { defer s.work.Done(); s.subscribeAll(ctx) }()
 }

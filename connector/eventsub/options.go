@@ -33,7 +33,13 @@ type Options struct {
 	HTTPClient *http.Client
 	// MaxFrameBytes bounds one frame (default 1 MiB; Twitch's are a few KiB).
 	MaxFrameBytes int64
-	Now           func() time.Time
+	// Revoked are specs (by key) revoked for good before this session began, with
+	// the reason (the state an earlier instance recorded): not subscribed at once.
+	Revoked map[string]string
+	// RevokedRetry is how often subscriptions revoked for good are tried again
+	// (default 30 min); RetryRevoked tries at once (the token changed).
+	RevokedRetry time.Duration
+	Now          func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -63,6 +69,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.RevokedRetry == 0 {
+		o.RevokedRetry = 30 * time.Minute
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)

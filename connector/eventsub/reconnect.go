@@ -26,10 +26,20 @@ func (s *Session) Run(ctx context.Context) error {
 	for {
 		if s.nothingToSubscribe() {
 			// Every subscription was revoked for good: a socket without subscriptions
-			// would only be closed by Twitch (4003) over and over.
-			s.o.Log.Error("eventsub: every subscription is revoked; not connecting until restarted with new authorization")
-			<-ctx.Done()
-			return ctx.Err()
+			// would only be closed by Twitch (4003) over and over. Try again on a slow
+			// schedule, or at once when the token changes.
+			s.o.Log.Error("eventsub: every subscription is revoked; not connecting until the retry or a new token",
+				"retryIn", s.o.RevokedRetry.String())
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(s.o.RevokedRetry):
+			case <-s.retry:
+			}
+			s.unrevoke()
+			s.o.Log.Info("eventsub: retrying revoked subscriptions")
+			attempt = 0
+			continue
 		}
 		started := s.o.Now()
 		err := s.runConnection(ctx, s.o.URL)

@@ -58,6 +58,10 @@ type Session struct {
 	sessionID string
 	subs      map[string]SubscriptionState // by spec key
 	revoked   map[string]string            // spec key → reason; not resubscribed
+	// retried are the specs a retry of revoked ones is trying: refused again for
+	// lack of authorization, they go back to revoked.
+	retried map[string]bool
+	retry   chan struct{} // RetryRevoked's signal
 	// records carries state writes to one writer goroutine, in the order they
 	// happened in memory, so Firestore ends with the last word and neither the socket
 	// nor subscribing ever waits for Firestore.
@@ -70,8 +74,12 @@ type Session struct {
 // New returns a Session.
 func New(o Options) *Session {
 	o.defaults()
-	return &Session{o: o, subs: map[string]SubscriptionState{}, revoked: map[string]string{},
-		records: make(chan func(context.Context) error, 1024)}
+	s := &Session{o: o, subs: map[string]SubscriptionState{}, revoked: map[string]string{},
+		records: make(chan func(context.Context) error, 1024), retry: make(chan struct{}, 1), retried: map[string]bool{}}
+	for k, reason := range o.Revoked {
+		s.revoked[k] = reason
+	}
+	return s
 }
 
 // Status is a snapshot for health checks and logs.
@@ -79,7 +87,9 @@ type Status struct {
 	Connected bool
 	SessionID string
 	// Ready: connected, and every subscription not revoked is enabled.
-	Ready         bool
+	Ready bool
+	// Revoked are the specs revoked for good (key → reason), waiting for a retry.
+	Revoked       map[string]string
 	Subscriptions []SubscriptionState
 }
 
@@ -88,6 +98,12 @@ func (s *Session) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Connected: s.connected, SessionID: s.sessionID}
+	if len(s.revoked) > 0 {
+		st.Revoked = make(map[string]string, len(s.revoked))
+		for k, v := range s.revoked {
+			st.Revoked[k] = v
+		}
+	}
 	ready := s.connected
 	for _, sp := range s.o.Specs {
 		k := sp.Key()
@@ -141,4 +157,28 @@ func (s *Session) onNewSession(ctx context.Context, c *conn, subscribe bool) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// PermanentRevocation reports whether a revocation reason stops resubscribing until
+// authorization changes.
+func PermanentRevocation(status string) bool { return permanentRevocations[status] }
+
+// RetryRevoked tries the subscriptions revoked for good again now (the token
+// changed: someone may have re-authorized).
+func (s *Session) RetryRevoked() {
+	select {
+	case s.retry <- struct{}{}:
+	default:
+	}
+}
+
+// unrevoke clears the revoked specs for a retry; it reports whether there were any.
+func (s *Session) unrevoke() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.revoked {
+		s.retried[k] = true
+		delete(s.revoked, k)
+	}
+	return len(s.retried) > 0
 }

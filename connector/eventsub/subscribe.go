@@ -148,6 +148,9 @@ func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, clea
 			return // the connection (or the window) ended: nothing to record
 		}
 		if err == nil {
+			s.mu.Lock()
+			delete(s.retried, sp.Key())
+			s.mu.Unlock()
 			s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), ID: res.ID, Type: sp.Type, Version: sp.Version,
 				Condition: sp.Condition, SessionID: sessionID, Status: res.Status})
 			s.o.Log.Info("eventsub: subscribed", "subscription", sp.Key(), "subscriptionId", res.ID,
@@ -184,12 +187,37 @@ func (s *Session) subscribe(ctx context.Context, sessionID string, sp Spec, clea
 			}
 		}
 		s.o.Metrics.SubscribeFailures.Inc()
+		if s.revokedAgain(sp, err) {
+			s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
+				SessionID: sessionID, Status: twitch.StatusAuthorizationRevoked, Reason: "still refused: " + err.Error()})
+			s.o.Log.Warn("eventsub: revoked subscription still refused; next retry on the slow schedule or a new token",
+				"subscription", sp.Key(), "code", code)
+			return
+		}
 		s.recordFor(sessionID, SubscriptionState{Key: sp.Key(), Type: sp.Type, Version: sp.Version, Condition: sp.Condition,
 			SessionID: sessionID, Status: statusFailed, Reason: err.Error()})
 		s.o.Log.Error("eventsub: cannot subscribe", "subscription", sp.Key(), "code", code,
 			"kind", fault.KindOf(err).String(), "error", err.Error(), "hint", hint(code))
 		return
 	}
+}
+
+// revokedAgain puts a spec back among the revoked when the retry of a revocation is
+// refused for want of authorization: it waits for the slow schedule or a new token,
+// not the quick rounds of ordinary failures.
+func (s *Session) revokedAgain(sp Spec, err error) bool {
+	k := fault.KindOf(err)
+	if k != fault.Auth && k != fault.Permanent {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.retried[sp.Key()] {
+		return false
+	}
+	delete(s.retried, sp.Key())
+	s.revoked[sp.Key()] = twitch.StatusAuthorizationRevoked
+	return true
 }
 
 // hint says what a person can do about a subscribe error.

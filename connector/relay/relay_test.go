@@ -151,8 +151,8 @@ func BenchmarkFramePath(b *testing.B) {
 	// One less than the distinct frames: each id has left the window when it comes
 	// round again, so every check takes the fresh path (lookup, insert, evict).
 	w := eventsub.NewWindow(len(raw) - 1)
-	r := &Relay{buf: make(chan eventsub.Frame, 1<<16), closing: make(chan struct{})}
-	r.depth = newTestGauge()
+	r := &Relay{buf: make(chan item, 1<<16), closing: make(chan struct{})}
+	r.depth, r.bufBytes = newTestGauge(), newTestGauge()
 	ctx := context.Background()
 	now := time.Date(2026, 11, 22, 0, 0, 1, 0, time.UTC)
 	b.ReportAllocs()

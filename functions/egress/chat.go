@@ -63,6 +63,9 @@ type ChatConfig struct {
 	TierTTL time.Duration
 	// Sleep waits for d or until ctx ends. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Channels is the allowlist: channel logins or broadcaster ids the bot may post
+	// in. Empty allows every channel (only when nothing is configured).
+	Channels []string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -79,6 +82,7 @@ type ChatService struct {
 	tierTTL     time.Duration
 	sleep       func(ctx context.Context, d time.Duration) error
 	tiers       tiers
+	channels    channelSet
 }
 
 // NewChatService checks cfg and returns the service.
@@ -90,13 +94,13 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	c.helixTimeout = cmp.Or(cfg.HelixTimeout, DefaultHelixTimeout)
 	var problems []error
 	if cfg.Helix == nil {
-		problems = append(problems, errors.New("Helix is required"))
+		problems = append(problems, errors.New("cfg.Helix is required"))
 	}
 	if cfg.Topics.Whisper == "" {
-		problems = append(problems, errors.New("Topics.Whisper is required"))
+		problems = append(problems, errors.New("cfg.Topics.Whisper is required"))
 	}
 	if cfg.Budgets == nil {
-		problems = append(problems, errors.New("Budgets is required"))
+		problems = append(problems, errors.New("cfg.Budgets is required"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress chat: %w", err)
@@ -109,20 +113,20 @@ func NewChatService(cfg ChatConfig) (*ChatService, error) {
 	}
 	return &ChatService{core: c, helix: cfg.Helix, maxParts: cfg.MaxParts, budgets: cfg.Budgets,
 		chatMaxWait: cmp.Or(cfg.MaxWait, DefaultChatMaxWait), tierTTL: cmp.Or(cfg.TierTTL, DefaultTierTTL),
-		sleep: cfg.Sleep}, nil
+		sleep: cfg.Sleep, channels: newChannelSet(cfg.Channels)}, nil
 }
 
 func newCore(name, keyspace string, pub Publisher, claims Claims, topics Topics, botID, owner string,
 	lease, maxAge time.Duration, now func() time.Time, log *slog.Logger) (core, error) {
 	var problems []error
 	if pub == nil {
-		problems = append(problems, errors.New("Pub is required"))
+		problems = append(problems, errors.New("cfg.Pub is required"))
 	}
 	if claims == nil {
-		problems = append(problems, errors.New("Claims is required"))
+		problems = append(problems, errors.New("cfg.Claims is required"))
 	}
 	if topics.Finalize == "" {
-		problems = append(problems, errors.New("Topics.Finalize is required"))
+		problems = append(problems, errors.New("cfg.Topics.Finalize is required"))
 	}
 	if !twitch.IsUserID(botID) {
 		problems = append(problems, fmt.Errorf("BotUserID %q is not a Twitch user id", botID))
@@ -170,6 +174,9 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 	if !ok {
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeNoChannel, "chat egress event needs a channel like #login, got %q", env.e.Channel))
+	}
+	if err := s.checkChannel(ctx, env, login); err != nil {
+		return err
 	}
 	sel, ok := SelectText(env.e)
 	if !ok {
@@ -268,7 +275,7 @@ func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (outcome, error
 		s.log.InfoContext(ctx, s.name+": chat message sent", "channel", "#"+p.login, "part", p.index, "parts", p.parts,
 			"messageId", res.MessageID, "chars", CharCount(p.text), "textSource", p.source)
 		return o, nil
-	case outcomeUnknown(err):
+	case outcomeUnknown(err, "/chat/messages"):
 		o := s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the message may have been posted, so it is not sent again")
 		s.complete(ctx, key, p.owner, o)
 		s.log.WarnContext(ctx, s.name+": chat message outcome unknown; not retried", "channel", "#"+p.login,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -27,9 +29,9 @@ import (
 // unknown stays short.
 const DefaultHelixTimeout = 10 * time.Second
 
-// outcomeUnknown reports whether err from a Helix send leaves open whether Twitch
-// delivered the message.
-func outcomeUnknown(err error) bool {
+// outcomeUnknown reports whether err from a Helix send to sendPath ("/chat/messages",
+// "/whispers") leaves open whether Twitch delivered the message.
+func outcomeUnknown(err error, sendPath string) bool {
 	if ae, ok := twitch.AsAPIError(err); ok {
 		// Twitch answered: 4xx, 500 and 503 come from Helix refusing the request; a 502
 		// or 504 comes from a gateway that may have passed it on before giving up.
@@ -42,6 +44,15 @@ func outcomeUnknown(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return false // no connection, no request
 	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// A transport failure of another request (a token refresh before the send)
+		// sent nothing; one of the send itself may have.
+		if u, perr := url.Parse(ue.URL); perr == nil && !strings.HasSuffix(u.Path, sendPath) {
+			return false
+		}
+	}
+	// The send's transport failed, or its answer's body could not be read.
 	return true
 }
 

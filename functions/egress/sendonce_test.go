@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
@@ -207,4 +210,35 @@ func mustRequest(r *http.Request, url string) *http.Request {
 		panic(err)
 	}
 	return out
+}
+
+func TestOutcomeUnknown(t *testing.T) {
+	send := &url.Error{Op: "Post", URL: "https://api.twitch.tv/helix/chat/messages", Err: context.DeadlineExceeded}
+	refresh := &url.Error{Op: "Post", URL: "https://id.twitch.tv/oauth2/token", Err: context.DeadlineExceeded}
+	dial := &url.Error{Op: "Post", URL: "https://api.twitch.tv/helix/chat/messages",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}
+	network := func(err error) error { return fault.Wrap(fault.Transient, twitch.CodeNetwork, err, "twitch") }
+	api := func(status int) error {
+		return &fault.Error{Kind: fault.Transient, Code: twitch.CodeUnavailable, Err: &twitch.APIError{Status: status}}
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"send timed out", network(send), true},
+		{"answer body lost", network(errors.New("unexpected EOF")), true},
+		{"refresh timed out before the send", network(refresh), false},
+		{"never connected", network(dial), false},
+		{"502 from a gateway", api(http.StatusBadGateway), true},
+		{"504 from a gateway", api(http.StatusGatewayTimeout), true},
+		{"500 from Helix", api(http.StatusInternalServerError), false},
+		{"503", api(http.StatusServiceUnavailable), false},
+		{"429", api(http.StatusTooManyRequests), false},
+		{"rate-limit wait", fault.New(fault.RateLimited, twitch.CodeRateLimited, "bucket empty"), false},
+	} {
+		if got := outcomeUnknown(tc.err, "/chat/messages"); got != tc.want {
+			t.Errorf("%s: unknown = %t, want %t", tc.name, got, tc.want)
+		}
+	}
 }

@@ -65,6 +65,11 @@ type WhisperConfig struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// HelixTimeout bounds each Helix call. Default DefaultHelixTimeout.
 	HelixTimeout time.Duration
+	// SeenWithin, when positive, limits whispers to users seen on
+	// internal.ingress.v1 within it (Seen is then required). Default 0: off.
+	SeenWithin time.Duration
+	// Seen answers whether a user was seen (*store.SeenUsers).
+	Seen Seen
 	// Now is the clock (limits, admissions, deliveredAt). Default time.Now.
 	Now func() time.Time
 	// Log receives one line per outcome. Default: discard.
@@ -77,6 +82,8 @@ type WhisperService struct {
 	helix      WhisperAPI
 	recipients Recipients
 	budgets    SendBudgets
+	seen       Seen
+	seenWithin time.Duration
 	cap        int
 	maxWait    time.Duration
 	sleep      func(ctx context.Context, d time.Duration) error
@@ -91,13 +98,16 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	c.helixTimeout = cmp.Or(cfg.HelixTimeout, DefaultHelixTimeout)
 	var problems []error
 	if cfg.Helix == nil {
-		problems = append(problems, errors.New("Helix is required"))
+		problems = append(problems, errors.New("cfg.Helix is required"))
 	}
 	if cfg.Recipients == nil {
-		problems = append(problems, errors.New("Recipients is required"))
+		problems = append(problems, errors.New("cfg.Recipients is required"))
 	}
 	if cfg.Budgets == nil {
-		problems = append(problems, errors.New("Budgets is required"))
+		problems = append(problems, errors.New("cfg.Budgets is required"))
+	}
+	if cfg.SeenWithin > 0 && cfg.Seen == nil {
+		problems = append(problems, errors.New("cfg.Seen is required with SeenWithin"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, fmt.Errorf("egress whisper: %w", err)
@@ -111,7 +121,7 @@ func NewWhisperService(cfg WhisperConfig) (*WhisperService, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
-	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, budgets: cfg.Budgets,
+	return &WhisperService{core: c, helix: cfg.Helix, recipients: cfg.Recipients, budgets: cfg.Budgets, seen: cfg.Seen, seenWithin: cfg.SeenWithin,
 		cap: cfg.RecipientCap, maxWait: cfg.MaxWait, sleep: cfg.Sleep}, nil
 }
 
@@ -134,6 +144,9 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	case to == s.botID:
 		return s.reject(ctx, env.cid, env.destination, env.e,
 			fault.New(fault.Invalid, CodeWhisperToSelf, "the bot cannot whisper itself"))
+	}
+	if err := s.checkRecipient(ctx, env, to); err != nil {
+		return err
 	}
 	sel, ok := SelectText(env.e)
 	if !ok {
@@ -204,7 +217,7 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to
 	hctx, cancel := s.helixCtx(ctx)
 	err = s.helix.SendWhisper(hctx, s.botID, to, msg)
 	cancel()
-	if err != nil && outcomeUnknown(err) {
+	if err != nil && outcomeUnknown(err, "/whispers") {
 		s.log.WarnContext(ctx, s.name+": whisper outcome unknown; not retried", "to", to, "error", err.Error())
 		return s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again"), nil
 	}

@@ -175,6 +175,7 @@ func BenchmarkDecodeDecide(b *testing.B) {
 	current := Decide(nil, &older, DefaultTTL)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		a, err := Decode(data, published)
 		if err != nil {

@@ -44,6 +44,17 @@ func camelObject(raw []byte) (jsontext.Value, topMembers, error) {
 		i = end
 		j := skipSpace(raw, i)
 		if j < len(raw) && raw[j] == ':' { // an object member's name
+			if !escaped && len(s) >= 2 {
+				// The common case, without allocating: the name's bytes as sent.
+				inner := s[1 : len(s)-1]
+				if depth == 1 {
+					member = string(inner) // small; only the top level's names
+				}
+				out = append(out, '"')
+				out = appendCamel(out, inner)
+				out = append(out, '"')
+				continue
+			}
 			name := unquote(s, escaped)
 			if depth == 1 {
 				member = name
@@ -117,4 +128,23 @@ func appendQuoted(out []byte, name string, orig []byte, escaped bool) []byte {
 	}
 	q, _ := jsontext.AppendQuote(out, name)
 	return q
+}
+
+// appendCamel appends name with snake_case turned into camelCase (see camelCase).
+func appendCamel(out, name []byte) []byte {
+	start := len(out)
+	up := false
+	for _, c := range name {
+		switch {
+		case c == '_':
+			up = len(out) > start
+		case up && 'a' <= c && c <= 'z':
+			out = append(out, c-'a'+'A')
+			up = false
+		default:
+			out = append(out, c)
+			up = false
+		}
+	}
+	return out
 }

@@ -48,17 +48,17 @@ func (b *Builder) Build(frame []byte) (*event.InternalEventV2, error) {
 		} `json:"payload"`
 	}
 	if err := event.Unmarshal(frame, &msg); err != nil {
-		return nil, fault.Wrap(fault.Invalid, "EVENTSUB_BAD_FRAME", err, "decode eventsub notification")
+		return nil, fault.Wrap(fault.Invalid, twitch.CodeBadFrame, err, "decode eventsub notification")
 	}
 	if msg.Metadata.MessageType == "" || msg.Metadata.MessageID == "" {
-		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "frame without metadata.message_type or message_id")
+		return nil, fault.New(fault.Invalid, twitch.CodeBadFrame, "frame without metadata.message_type or message_id")
 	}
 	if msg.Metadata.MessageType != twitch.MessageTypeNotification {
 		return nil, fault.New(fault.Invalid, "EVENTSUB_NOT_NOTIFICATION", "message_type is %q, not notification", msg.Metadata.MessageType)
 	}
 	p := &msg.Payload
 	if p.Subscription.Type == "" {
-		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "notification without subscription type")
+		return nil, fault.New(fault.Invalid, twitch.CodeBadFrame, "notification without subscription type")
 	}
 	if len(p.Event) == 0 || string(p.Event) == "null" {
 		return nil, fault.New(fault.Invalid, "EVENTSUB_BAD_EVENT", "%s notification without event", p.Subscription.Type)

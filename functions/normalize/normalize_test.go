@@ -298,6 +298,7 @@ func BenchmarkNormalize(b *testing.B) {
 		bld := builder()
 		b.Run(kind, func(b *testing.B) {
 			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
 			for i := 0; i < b.N; i++ {
 				e, err := bld.Build(frame)
 				if err != nil {

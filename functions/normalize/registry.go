@@ -71,23 +71,7 @@ func camelCase(s string) string {
 	if !strings.Contains(s, "_") {
 		return s
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	up := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '_':
-			up = b.Len() > 0
-		case up && 'a' <= c && c <= 'z':
-			b.WriteByte(c - 'a' + 'A')
-			up = false
-		default:
-			b.WriteByte(c)
-			up = false
-		}
-	}
-	return b.String()
+	return string(appendCamel(make([]byte, 0, len(s)), []byte(s)))
 }
 
 // require returns a fault.Invalid error naming the first empty required field.

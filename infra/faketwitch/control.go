@@ -229,6 +229,10 @@ func (s *Server) trigger(req TriggerRequest) (TriggerResult, error) {
 		Type: req.Type, Condition: map[string]string{"broadcaster_user_id": b.ID}, Event: ev,
 	})
 	if errors.Is(err, twitchtest.ErrNoSubscription) {
+		if st := s.revokedStatus(req.Type, b.ID); st != "" {
+			return res, conflict("the %s subscription for %s was revoked (%s, e.g. by twitchctl revoke); the connector does not recreate a revoked subscription: restart make run to get it back",
+				req.Type, b.Login, st)
+		}
 		return res, conflict("no enabled %s subscription for %s: is the connector running and ready?", req.Type, b.Login)
 	}
 	if err != nil {
@@ -236,6 +240,25 @@ func (s *Server) trigger(req TriggerRequest) (TriggerResult, error) {
 	}
 	res.MessageIDs = ids
 	return res, nil
+}
+
+// revokedStatus is the revocation status of the newest type subscription for the
+// broadcaster when no enabled one exists and it was revoked, or "": a trigger's 409
+// then names the cause instead of suggesting the connector is down.
+func (s *Server) revokedStatus(typ, broadcasterID string) string {
+	status := ""
+	for _, x := range s.Twitch.Subscriptions() { // oldest first
+		if x.Type != typ || x.Condition["broadcaster_user_id"] != broadcasterID {
+			continue
+		}
+		switch x.Status {
+		case "authorization_revoked", "user_removed", "moderator_removed", "version_removed":
+			status = x.Status
+		default:
+			status = ""
+		}
+	}
+	return status
 }
 
 // pickSession returns the session named, or the newest live one not reconnecting.

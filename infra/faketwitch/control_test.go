@@ -204,6 +204,12 @@ func TestControlDrivesTheSocket(t *testing.T) {
 	if f := c.read(ctx); f.Metadata.MessageType != "revocation" {
 		t.Errorf("after revoke got %s, want revocation", f.Metadata.MessageType)
 	}
+	// A trigger on the revoked subscription says so (not "is the connector running").
+	var revokedErr *APIError
+	if _, err := ctl.Trigger(ctx, TriggerRequest{Type: TypeFollow, Broadcaster: "bitbrat_demo"}); !errors.As(err, &revokedErr) ||
+		revokedErr.Status != http.StatusConflict || !strings.Contains(revokedErr.Message, "was revoked (authorization_revoked") {
+		t.Errorf("trigger after revoke: %v, want a 409 naming the revocation", err)
+	}
 
 	rc, err := ctl.Reconnect(ctx, SessionRequest{})
 	if err != nil || rc.Session != c.session || rc.ReconnectURL == "" {

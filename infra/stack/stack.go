@@ -86,6 +86,10 @@ type Options struct {
 	NoWatch bool
 	// ReadyTimeout bounds the wait for each component to become ready. Default 90 s.
 	ReadyTimeout time.Duration
+	// Progress is told each step of Start as it finishes ("fake Twitch", "build",
+	// "emulators", "topology", "bot token", "functions server", "connector") with how
+	// long it took, so a caller can show start-up as it happens. Default: nothing.
+	Progress func(step string, took time.Duration)
 }
 
 // ConnectorInstanceID is CONNECTOR_INSTANCE_ID of the stack's connector: the name
@@ -143,6 +147,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 90 * time.Second
 	}
+	progress := func(step string, since time.Time) {
+		if o.Progress != nil {
+			o.Progress(step, time.Since(since))
+		}
+	}
 	s := &Stack{
 		Project:  o.Project,
 		Prefix:   event.Prefix(o.BusPrefix),
@@ -193,9 +202,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.ConnectorURL = "http://127.0.0.1:" + strconv.Itoa(connPort)
 
 	if o.RealTwitch == nil {
+		t := time.Now()
 		if s.Fake, err = faketwitch.Start(o.FakeTwitch); err != nil {
 			return nil, err
 		}
+		progress("fake Twitch", t)
 	}
 
 	// The build and the emulators take the longest: run them side by side.
@@ -209,9 +220,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			t := time.Now()
 			if err := build(ctx, s.root, s.BinDir); err != nil {
 				fail(err)
+				return
 			}
+			progress("build", t)
 		}()
 	}
 	want := map[emulators.Kind]string{}
@@ -228,10 +242,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		t := time.Now()
 		started, err := emulators.StartAll(ctx, want)
 		if err != nil {
 			fail(err)
 			return
+		}
+		if len(want) > 0 {
+			progress("emulators", t)
 		}
 		mu.Lock()
 		for k, e := range started {
@@ -247,15 +265,19 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, errors.Join(errs...)
 	}
 
+	t := time.Now()
 	if err = s.connectClients(ctx); err != nil {
 		return nil, err
 	}
 	if err = s.EnsureTopology(ctx); err != nil {
 		return nil, err
 	}
+	progress("topology", t)
+	t = time.Now()
 	if err = s.prepareToken(ctx); err != nil {
 		return nil, err
 	}
+	progress("bot token", t)
 	s.twitchEnv = s.twitchVars()
 
 	_, fnPort, _ := net.SplitHostPort(fnAddr)
@@ -266,12 +288,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"PORT": strconv.Itoa(connPort), "HOST": "127.0.0.1", "CONNECTOR_INSTANCE_ID": ConnectorInstanceID,
 	}, o.ConnectorEnv), o.Output)
 
+	t = time.Now()
 	if err = s.StartFunctions(ctx); err != nil {
 		return nil, err
 	}
+	progress("functions server", t)
+	t = time.Now()
 	if err = s.StartConnector(ctx); err != nil {
 		return nil, err
 	}
+	progress("connector", t)
 	return s, nil
 }
 

@@ -120,6 +120,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, data []byte,
 
 // Publish publishes data to topic and waits for the acknowledgement.
 func (p *Publisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	if err := CheckMessage(data, attrs); err != nil {
+		return "", fmt.Errorf("publish to %s: %w", topic, err)
+	}
 	return p.PublishAsync(ctx, topic, data, attrs).Get(ctx)
 }
 
@@ -152,9 +155,6 @@ func (p *Publisher) Close() {
 	}
 	wg.Wait()
 }
-
-// CodeMessageTooLarge is the code of a publish refused for the message's size.
-const CodeMessageTooLarge = "PUBSUB_MESSAGE_TOO_LARGE"
 
 // Classify wraps a Pub/Sub error in a fault.Error by its gRPC status: unavailable,
 // deadline, exhausted, aborted and internal errors are transient; a missing topic or

@@ -12,6 +12,7 @@ const (
 	Normalize      Component = "normalize"
 	Egress         Component = "egress"
 	Finalize       Component = "finalize"
+	Webhook        Component = "webhook"
 	LocalFunctions Component = "local functions"
 )
 
@@ -61,7 +62,7 @@ var Settings = []Setting{
 	{Name: "TWITCH_CLIENT_SECRET", ReadBy: []Component{Connector, Egress}, Default: "empty (no refresh)", Secret: true},
 	{Name: "TWITCH_BOT_USER_ID", ReadBy: []Component{Connector, Egress}, Default: "the bot token's user"},
 	{Name: "TWITCH_BOT_ACCESS_TOKEN", ReadBy: []Component{Connector, Egress}, Default: "empty", Secret: true},
-	{Name: "TWITCH_CHANNELS", ReadBy: []Component{Connector}, Default: "required"},
+	{Name: "TWITCH_CHANNELS", ReadBy: []Component{Connector, Egress}, Default: "required (connector)"},
 	{Name: "TWITCH_API_BASE_URL", ReadBy: []Component{Connector, Egress}, Default: "`https://api.twitch.tv/helix`"},
 	{Name: "TWITCH_AUTH_BASE_URL", ReadBy: []Component{Connector, Egress}, Default: "`https://id.twitch.tv/oauth2`"},
 	{Name: "TWITCH_EVENTSUB_WS_URL", ReadBy: []Component{Connector}, Default: "`wss://eventsub.wss.twitch.tv/ws`"},
@@ -71,16 +72,21 @@ var Settings = []Setting{
 	{Name: "CONNECTOR_INSTANCE_ID", ReadBy: []Component{Connector}, Default: "the hostname"},
 	{Name: "CONNECTOR_LEASE_TTL", ReadBy: []Component{Connector}, Default: "`30s`", Local: Tuned},
 	{Name: "CONNECTOR_BUFFER", ReadBy: []Component{Connector}, Default: "`10000`", Local: Tuned},
+	{Name: "CONNECTOR_BUFFER_BYTES", ReadBy: []Component{Connector}, Default: "`67108864` (64 MiB)", Local: Tuned},
 	{Name: "CONNECTOR_SHUTDOWN_GRACE", ReadBy: []Component{Connector}, Default: "`8s`", Local: Tuned},
 	{Name: "PORT", ReadBy: []Component{Connector, LocalFunctions}, Default: "`8080`"},
 	{Name: "HOST", ReadBy: []Component{Connector, LocalFunctions}, Default: "connector: every interface (Cloud Run needs it); local functions: `127.0.0.1`"},
 	{Name: "FUNCTION_TARGET", ReadBy: []Component{LocalFunctions}, Default: "empty (every function)"},
-	{Name: "EVENTSUB_RAW_TOPIC", ReadBy: []Component{Connector, Normalize}, Default: "`twitch.eventsub.raw.v1`"},
+	{Name: "EVENTSUB_RAW_TOPIC", ReadBy: []Component{Connector, Normalize, Webhook}, Default: "`twitch.eventsub.raw.v1`"},
 	{Name: "WHISPER_TOPIC", ReadBy: []Component{Egress}, Default: "`twitch.egress.whisper.v1`"},
 	{Name: "EGRESS_DESTINATION", ReadBy: []Component{Normalize}, Default: "empty", Local: Tuned},
 	{Name: "NORMALIZE_MAX_AGE", ReadBy: []Component{Normalize}, Default: "`24h`", Local: Tuned},
 	{Name: "EGRESS_MAX_AGE", ReadBy: []Component{Egress}, Default: "`30m`", Local: Tuned},
+	{Name: "EGRESS_CHANNELS", ReadBy: []Component{Egress}, Default: "`TWITCH_CHANNELS`", Local: Tuned},
+	{Name: "EGRESS_WHISPER_SEEN_WITHIN", ReadBy: []Component{Normalize, Egress}, Default: "`0` (off)", Local: Tuned},
+	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
+	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Webhook}, Default: "required (webhook)", Secret: true},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }

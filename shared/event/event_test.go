@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -269,5 +271,14 @@ func TestRoundTripKeepsEmptyMembers(t *testing.T) {
 	}
 	if !jsonEqual(t, in, out) {
 		t.Errorf("round trip changed the event\n in: %s\nout: %s", in, out)
+	}
+}
+
+func TestCorrelationIDForEventSubIsUUIDv5(t *testing.T) {
+	for _, id := range []string{"", "befa7b53-d79d-478f-86b9-120f112b044e", strings.Repeat("x", 300), "é"} {
+		want := uuid.NewSHA1(eventSubNamespace, []byte("twitch.eventsub:"+id)).String()
+		if got := CorrelationIDForEventSub(id); got != want {
+			t.Errorf("CorrelationIDForEventSub(%q) = %s, want %s", id, got, want)
+		}
 	}
 }

@@ -78,7 +78,7 @@ func TestRedaction(t *testing.T) {
 		{"secret type in a group", slog.Group("cfg", slog.Any("x", config.Secret("hunter2"))), map[string]any{"x": logging.Redacted}},
 		{"string under a secret key", slog.String("accessToken", "whatever"), ""},
 		{"authorization header", slog.String("Authorization", "Bearer abc"), ""},
-		{"bearer under an innocent key", slog.String("header", "Bearer " + accessToken), "Bearer " + logging.Redacted},
+		{"bearer under an innocent key", slog.String("header", "Bearer "+accessToken), "Bearer " + logging.Redacted},
 		{"oauth header inside text", slog.String("detail", "sent OAuth abcdefgh12345678 to helix"), "sent OAuth " + logging.Redacted + " to helix"},
 		{"access token shape", slog.String("note", "got "+accessToken), "got " + logging.Redacted},
 		{"refresh token shape", slog.String("value", refreshToken), logging.Redacted},

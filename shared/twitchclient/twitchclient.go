@@ -29,6 +29,8 @@ type Twitch struct {
 	BotUserID string
 	// Static reports whether the token is the static fallback (no refresh).
 	Static bool
+	// Scopes are the token's scopes as Twitch validated them at start.
+	Scopes []string
 }
 
 // New builds the client. holder names this process in token-refresh leases.
@@ -85,5 +87,5 @@ func New(ctx context.Context, cfg config.Twitch, fs *firestore.Client, holder st
 		ClientID: cfg.ClientID, HTTPClient: httpClient, Tokens: tokens, Logger: log,
 	})
 	log.Info("twitch: client ready", "botUserId", bot, "login", val.Login, "scopes", val.Scopes, "staticToken", static)
-	return &Twitch{Client: client, OAuth: oauth, BotUserID: bot, Static: static}, nil
+	return &Twitch{Client: client, OAuth: oauth, BotUserID: bot, Static: static, Scopes: val.Scopes}, nil
 }

@@ -25,6 +25,7 @@ PASS
 ok  	example.com/m/functions/normalize	16.134s
 pkg: example.com/m/functions/finalize
 BenchmarkDecodeDecide-8   	  116270	     10441 ns/op	  45.97 MB/s	    1929 B/op	      17 allocs/op
+BenchmarkDecodeDecide-8   	  116270	     12441 ns/op	  40.01 MB/s	    1929 B/op	      17 allocs/op
 BenchmarkFootprint   	  1	     5 ns/op	  59.0 B/id
 `
 
@@ -34,10 +35,10 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]Figures{
-		// median of three runs
-		"example.com/m/functions/normalize BenchmarkNormalize/follow": {"ns/op": 12179, "B/op": 3035, "allocs/op": 18},
-		// median of two: the mean of both; the name-only line and the log are skipped
-		"example.com/m/functions/normalize BenchmarkNormalize/update": {"ns/op": 14759, "B/op": 3323.5, "allocs/op": 19},
+		// the best of three runs
+		"example.com/m/functions/normalize BenchmarkNormalize/follow": {"ns/op": 11000, "B/op": 3035, "allocs/op": 18},
+		// the best of two; the name-only line and the log are skipped
+		"example.com/m/functions/normalize BenchmarkNormalize/update": {"ns/op": 14682, "B/op": 3323, "allocs/op": 19},
 		// another package, another GOMAXPROCS suffix, a rate
 		"example.com/m/functions/finalize BenchmarkDecodeDecide": {"ns/op": 10441, "MB/s": 45.97, "B/op": 1929, "allocs/op": 17},
 		// no suffix, a custom metric
@@ -57,7 +58,7 @@ func TestParseRejectsGarbledValue(t *testing.T) {
 func TestCompare(t *testing.T) {
 	base := map[string]Figures{
 		"p BenchmarkA":    {"ns/op": 1000, "B/op": 100, "allocs/op": 10},
-		"p BenchmarkB":    {"ns/op": 1000, "MB/s": 50, "allocs/op": 0},
+		"p BenchmarkB":    {"ns/op": 1000, "MB/s": 50, "msgs/s": 50, "allocs/op": 0},
 		"p BenchmarkGone": {"ns/op": 1},
 	}
 	tests := []struct {
@@ -66,7 +67,7 @@ func TestCompare(t *testing.T) {
 		want    []Change
 	}{
 		{"within threshold either way",
-			map[string]Figures{"p BenchmarkA": {"ns/op": 1199, "B/op": 81, "allocs/op": 10}, "p BenchmarkB": {"ns/op": 801, "MB/s": 50, "allocs/op": 0}, "p BenchmarkGone": {"ns/op": 1}},
+			map[string]Figures{"p BenchmarkA": {"ns/op": 1199, "B/op": 81, "allocs/op": 10}, "p BenchmarkB": {"ns/op": 801, "MB/s": 50, "msgs/s": 50, "allocs/op": 0}, "p BenchmarkGone": {"ns/op": 1}},
 			nil},
 		{"slower by more than 20 % is worse",
 			map[string]Figures{"p BenchmarkA": {"ns/op": 1300, "B/op": 100, "allocs/op": 10}, "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkGone": {"ns/op": 1}},
@@ -74,11 +75,11 @@ func TestCompare(t *testing.T) {
 		{"faster by more than 20 % is moved, not worse",
 			map[string]Figures{"p BenchmarkA": {"ns/op": 500, "B/op": 100, "allocs/op": 10}, "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkGone": {"ns/op": 1}},
 			[]Change{{Key: "p BenchmarkA", Unit: "ns/op", Old: 1000, New: 500, Delta: -0.5}}},
-		{"a lower rate is worse, an allocation where there was none is worse",
-			map[string]Figures{"p BenchmarkA": base["p BenchmarkA"], "p BenchmarkB": {"ns/op": 1000, "MB/s": 30, "allocs/op": 1}, "p BenchmarkGone": {"ns/op": 1}},
+		{"a lower rate is worse, an allocation where there was none is worse, MB/s is not ns/op twice",
+			map[string]Figures{"p BenchmarkA": base["p BenchmarkA"], "p BenchmarkB": {"ns/op": 1000, "MB/s": 30, "msgs/s": 30, "allocs/op": 1}, "p BenchmarkGone": {"ns/op": 1}},
 			[]Change{
-				{Key: "p BenchmarkB", Unit: "MB/s", Old: 50, New: 30, Delta: -0.4, Worse: true},
 				{Key: "p BenchmarkB", Unit: "allocs/op", Old: 0, New: 1, Delta: math.Inf(1), Worse: true},
+				{Key: "p BenchmarkB", Unit: "msgs/s", Old: 50, New: 30, Delta: -0.4, Worse: true},
 			}},
 		{"benchmarks on one side only are listed",
 			map[string]Figures{"p BenchmarkA": base["p BenchmarkA"], "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkNew": {"ns/op": 5}},
@@ -117,7 +118,7 @@ func TestRunUpdateThenCompare(t *testing.T) {
 	if !strings.Contains(stdout.String(), "no figure moved") {
 		t.Errorf("same figures: %s", stdout.String())
 	}
-	slower := strings.ReplaceAll(sample, "10441 ns/op", "20441 ns/op")
+	slower := strings.ReplaceAll(strings.ReplaceAll(sample, "10441 ns/op", "20441 ns/op"), "12441 ns/op", "22441 ns/op")
 	stdout.Reset()
 	if code := run([]string{"-baseline", baseline}, strings.NewReader(slower), &stdout, &stderr); code != 1 {
 		t.Fatalf("slower: exit %d, want 1: %s%s", code, stdout.String(), stderr.String())

@@ -9,8 +9,8 @@
 //	go run ./infra/cmd/benchcheck -update -measured "$(date -u) load 1.2" bench.out
 //
 // Timings depend on the machine and on what else runs on it: compare figures taken
-// on the same machine, and re-take the baseline (-update) after a change that is
-// meant to move them.
+// on the same machine under a similar load (the report prints both loads), and
+// re-take the baseline (-update) after a change that is meant to move them.
 package main
 
 import (
@@ -23,6 +23,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 )
 
 func main() {
@@ -67,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "benchcheck: %v\n", err)
 		return 2
 	}
-	fmt.Fprintf(stdout, "benchcheck: %d benchmarks against %s (%s)\n", len(current), *baselinePath, base.Measured)
+	fmt.Fprintf(stdout, "benchcheck: %d benchmarks against %s (%s); load now %s\n", len(current), *baselinePath, base.Measured, loadAverage())
 	if worse := Report(stdout, Compare(base.Benchmarks, current, *threshold), *threshold); worse > 0 {
 		fmt.Fprintf(stdout, "benchcheck: %d figures worse by more than %.0f %%\n", worse, *threshold*100)
 		return 1
@@ -130,4 +131,17 @@ func writeBaseline(path string, b Baseline) error {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// loadAverage is the 1, 5 and 15 minute load of the machine, or "unknown".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

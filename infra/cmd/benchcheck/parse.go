@@ -18,10 +18,12 @@ type Figures map[string]float64
 // depends on the machine, not on the code, so it is not part of the key.
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
-// Parse reads `go test -bench` output and returns each benchmark's median figures,
+// Parse reads `go test -bench` output (one run or several appended) and returns each benchmark's best figures,
 // keyed "<package> <BenchmarkName>" (the package from the `pkg:` line before it).
-// With -count N a benchmark appears N times; the median is what is compared, so
-// one run disturbed by another process does not decide.
+// With -count N a benchmark appears N times; the best of them (the lowest time,
+// bytes or count, the highest rate) is what is compared: another process on the
+// machine can only make a run slower, so the best run is the nearest to the code's
+// own cost, and a regression has to show in every run to count.
 func Parse(r io.Reader) (map[string]Figures, error) {
 	samples := map[string]map[string][]float64{}
 	pkg := ""
@@ -64,18 +66,16 @@ func Parse(r io.Reader) (map[string]Figures, error) {
 	for key, units := range samples {
 		f := Figures{}
 		for unit, vs := range units {
-			f[unit] = median(vs)
+			f[unit] = best(unit, vs)
 		}
 		out[key] = f
 	}
 	return out, nil
 }
 
-func median(vs []float64) float64 {
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+func best(unit string, vs []float64) float64 {
+	if higherIsBetter(unit) {
+		return slices.Max(vs)
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return slices.Min(vs)
 }

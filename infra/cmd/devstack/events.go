@@ -21,6 +21,9 @@ type eventLog struct {
 	p       *printer
 	st      *stack.Stack
 	verbose bool
+
+	mu      sync.Mutex
+	serving []string // the functions framework's "Serving function" names
 }
 
 func (l *eventLog) watchAll(ctx context.Context, wg *sync.WaitGroup) {
@@ -201,6 +204,9 @@ var connectorNotes = map[string]string{
 // componentLine picks the noteworthy lines of a component's JSON log: the connector's
 // session events, and every warning and error.
 func (l *eventLog) componentLine(component, line string) {
+	if l.servingLine(line) {
+		return // folded into the functions server's ready line
+	}
 	var m map[string]any
 	if json.Unmarshal([]byte(line), &m) != nil {
 		if l.verbose || strings.Contains(strings.ToLower(line), "error") {
@@ -211,7 +217,7 @@ func (l *eventLog) componentLine(component, line string) {
 	msg, _ := m["message"].(string)
 	sev, _ := m["severity"].(string)
 	if l.verbose {
-		l.p.line(component, "%s %s", sev, clip(line, 400))
+		l.p.line(component, "%s", readable(m))
 		return
 	}
 	if note, ok := connectorNotes[msg]; ok && component == "connector" {

@@ -68,7 +68,7 @@ func parseFlags() (flags, error) {
 	flag.StringVar(&f.twitch, "twitch", defaultTwitch, "fake Twitch address (Helix, OAuth, EventSub WebSocket)")
 	flag.StringVar(&f.control, "control", defaultControl, "fake Twitch control API address (twitchctl)")
 	flag.StringVar(&f.binDir, "bin", filepath.Join(base, "bin"), "where the functions server and the connector are built")
-	flag.StringVar(&f.logDir, "logs", filepath.Join(base, "logs"), "where the components' JSON logs are written")
+	flag.StringVar(&f.logDir, "logs", filepath.Join(base, "logs"), "where each run's folder of component logs (JSON) is made; <logs>/latest is the newest")
 	flag.BoolVar(&f.verbose, "v", false, "also print every log line of the components")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -91,24 +91,36 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	logs, err := openLogs(f.logDir)
+	// Each run keeps its logs in its own folder, named in the first line.
+	logs, err := openLogs(f.logDir, begin)
 	if err != nil {
 		return err
 	}
 	defer logs.Close()
+	if real {
+		out.line("stack", "starting with REAL Twitch (TWITCH_CLIENT_ID is set), channels %s; logs in %s",
+			strings.Join(opts.RealTwitch.Channels, ", "), logs.dir)
+	} else {
+		out.line("stack", "starting: building the functions server and the connector, starting the emulators and the fake Twitch (a first build takes a few minutes); logs in %s", logs.dir)
+	}
 	events := &eventLog{p: out, verbose: f.verbose}
 	opts.Output = func(component, line string) {
 		logs.write(component, line)
 		events.componentLine(component, line)
+	}
+	opts.Progress = func(step string, took time.Duration) {
+		events.progress(step, took)
 	}
 
 	if err := checkPorts(f, real); err != nil {
 		return err
 	}
 	if real {
-		out.line("stack", "starting with REAL Twitch (TWITCH_CLIENT_ID is set), channels %s", strings.Join(opts.RealTwitch.Channels, ", "))
-	} else {
-		out.line("stack", "starting: emulators, functions server, connector, fake Twitch (first build takes a few minutes)")
+		// Before any emulator starts: a missing or dead token is the commonest
+		// start-up failure with real Twitch, and takes a second to find.
+		if err := checkRealToken(ctx, out, opts); err != nil {
+			return err
+		}
 	}
 	st, err := stack.Start(ctx, opts)
 	if err != nil {
@@ -236,7 +248,7 @@ func printReady(out *printer, st *stack.Stack, f flags, real bool, took time.Dur
 	out.line("stack", "ready in %s", took.Round(100*time.Millisecond))
 	out.line("stack", "Pub/Sub emulator %s, Firestore emulator %s, project %s", st.PubSubHost, st.FirestoreHost, st.Project)
 	out.line("stack", "functions %s (Normalize, EgressChat, EgressWhisper, Finalize via push subscriptions)", st.FunctionsURL)
-	out.line("stack", "connector %s/readyz, logs in %s", st.ConnectorURL, logDir)
+	out.line("stack", "connector %s/readyz; this run's logs in %s", st.ConnectorURL, logDir)
 	if !real {
 		out.line("stack", "fake Twitch %s (bot %s, channels %s), control API %s", st.Fake.URL(), faketwitch.BotLogin,
 			strings.Join(st.Fake.ChannelLogins(), ", "), st.Fake.ControlURL())
@@ -299,10 +311,23 @@ type logFiles struct {
 	files map[string]*os.File
 }
 
-func openLogs(dir string) (*logFiles, error) {
+// openLogs makes this run's folder under base, named for its start time, and points
+// base/latest at it.
+func openLogs(base string, begin time.Time) (*logFiles, error) {
+	name := begin.Format("20060102-150405")
+	dir := filepath.Join(base, name)
+	for i := 2; ; i++ { // two runs in one second
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dir = filepath.Join(base, fmt.Sprintf("%s-%d", name, i))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}
+	latest := filepath.Join(base, "latest")
+	_ = os.Remove(latest)
+	_ = os.Symlink(filepath.Base(dir), latest)
 	return &logFiles{dir: dir, files: map[string]*os.File{}}, nil
 }
 

@@ -56,7 +56,9 @@ func egress(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	if err != nil {
 		return fmt.Errorf("encode the egress event: %w", err)
 	}
-	id, err := publish(ctx, e.g.pubsub, e.g.project, topic, body, event.Attributes(ev))
+	pctx, cancel := context.WithTimeout(ctx, e.g.timeout)
+	id, err := publish(pctx, e.g.pubsub, e.g.project, topic, body, event.Attributes(ev))
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -64,8 +66,17 @@ func egress(ctx context.Context, e *cmdEnv, a *cmdArgs) error {
 	if a.kind == event.EgressDM {
 		to = "user " + a.user
 	}
-	fmt.Fprintf(e.out, "published %s egress to %s on %s (correlationId %s, Pub/Sub message %s)\n", a.kind, to, topic, cid, id)
-	return nil
+	if !a.wait {
+		if a.json {
+			return printJSON(e.out, egressResult{CorrelationID: cid, Topic: topic, PubSubMessageID: id})
+		}
+		fmt.Fprintf(e.out, "published %s egress to %s on %s (correlationId %s, Pub/Sub message %s)\n", a.kind, to, topic, cid, id)
+		return nil
+	}
+	if !a.json {
+		fmt.Fprintf(e.out, "published %s egress to %s on %s (correlationId %s, Pub/Sub message %s)\n", a.kind, to, topic, cid, id)
+	}
+	return waitOutcome(ctx, e, a, egressResult{CorrelationID: cid, Topic: topic, PubSubMessageID: id})
 }
 
 // publish sends one message through the Pub/Sub emulator's REST API (the emulator

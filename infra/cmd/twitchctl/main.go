@@ -8,10 +8,12 @@
 //	twitchctl revoke <type> [--broadcaster login] [--reason r]
 //	twitchctl sessions | deliveries | users [--json]
 //	twitchctl help [command]
-//	twitchctl egress --type dm|chat --text "..." [--channel #login] [--user id]
+//	twitchctl egress --type dm|chat --text "..." [--channel #login] [--user id] [--wait] [--json]
+//	twitchctl login [--client-id id] [--role bot] [--scopes "..."]
 //
 // Addresses: --control (TWITCHCTL_CONTROL, default http://127.0.0.1:8090), --pubsub
-// (PUBSUB_EMULATOR_HOST, default 127.0.0.1:8085), --project (GOOGLE_CLOUD_PROJECT,
+// (PUBSUB_EMULATOR_HOST, default 127.0.0.1:8085), --firestore (FIRESTORE_EMULATOR_HOST,
+// default 127.0.0.1:8086, "cloud" for Google Cloud), --project (GOOGLE_CLOUD_PROJECT,
 // default bitbrat-local), --prefix (BUS_PREFIX): the defaults are what `make run` uses.
 package main
 
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
 const usage = `twitchctl drives the local stack (make run).
@@ -47,7 +50,10 @@ commands:
   deliveries [--json]                    chat messages and whispers the fake Helix received
   users [--json]                         the fake's seeded users
   egress --type dm|chat --text "..."     publish an egress event to internal.egress.v1
-        [--channel #login] [--user id] [--correlation-id id]
+        [--channel #login] [--user id] [--correlation-id id] [--wait [--wait-for 30s]] [--json]
+  login [--client-id id] [--role bot|broadcaster] [--scopes "a b"]
+                                         get a user token through Twitch's device code flow,
+                                         validate it, store it in Firestore (oauth/twitch/<role>/token)
   help [command]                         this text, or one command's flags
 
 -h, --help and help print this and exit 0; a usage error exits 2, a failed command 1.
@@ -57,7 +63,13 @@ global flags (also accepted after the command):
 
 type globals struct {
 	control, pubsub, project, prefix string
+	firestore, database              string
 	timeout                          time.Duration
+}
+
+// hooks are what tests replace: the device-code poller's clock and sleep.
+type hooks struct {
+	poll twitch.DevicePoll
 }
 
 func main() {
@@ -76,16 +88,21 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.pubsub, "pubsub", g.pubsub, "Pub/Sub emulator host:port (PUBSUB_EMULATOR_HOST)")
 	fs.StringVar(&g.project, "project", g.project, "project id (GOOGLE_CLOUD_PROJECT)")
 	fs.StringVar(&g.prefix, "prefix", g.prefix, "topic prefix (BUS_PREFIX)")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up after this long")
+	fs.StringVar(&g.firestore, "firestore", g.firestore, "Firestore emulator host:port, or \"cloud\" for the project's Firestore (FIRESTORE_EMULATOR_HOST)")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up after this long (login and egress --wait bound themselves)")
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int { return runWith(args, stdout, stderr, hooks{}) }
+
+func runWith(args []string, stdout, stderr io.Writer, h hooks) int {
 	g := &globals{
-		control: envOr("TWITCHCTL_CONTROL", faketwitch.DefaultControlURL),
-		pubsub:  envOr("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
-		project: envOr("GOOGLE_CLOUD_PROJECT", "bitbrat-local"),
-		prefix:  os.Getenv("BUS_PREFIX"),
-		timeout: 15 * time.Second,
+		firestore: envOr("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8086"),
+		database:  envOr("FIRESTORE_DATABASE", "(default)"),
+		control:   envOr("TWITCHCTL_CONTROL", faketwitch.DefaultControlURL),
+		pubsub:    envOr("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+		project:   envOr("GOOGLE_CLOUD_PROJECT", "bitbrat-local"),
+		prefix:    os.Getenv("BUS_PREFIX"),
+		timeout:   15 * time.Second,
 	}
 	top := flag.NewFlagSet("twitchctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard) // errors and usage are printed below, once
@@ -150,8 +167,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	a.pos = pos
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+	if c.long || a.wait {
+		// The command bounds its own wait (the device code's lifetime, --wait-for) and
+		// each call inside it; g.timeout bounds those calls.
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
-	env := &cmdEnv{g: g, out: stdout, ctl: &faketwitch.Client{BaseURL: strings.TrimRight(g.control, "/")}}
+	env := &cmdEnv{g: g, out: stdout, ctl: &faketwitch.Client{BaseURL: strings.TrimRight(g.control, "/")}, hooks: h,
+		secret: os.Getenv("TWITCH_CLIENT_SECRET")}
 	if err := c.run(ctx, env, a); err != nil {
 		fmt.Fprintln(stderr, "twitchctl:", err)
 		var ue usageError
@@ -189,20 +212,27 @@ type cmdArgs struct {
 	broadcaster, user, title, category string
 	session, reason                    string
 	kind, text, channel, correlationID string
-	json                               bool
+	json, wait                         bool
+	waitFor                            time.Duration
+	clientID, authURL, role, scopes    string
 }
 
 type cmdEnv struct {
-	g   *globals
-	out io.Writer
-	ctl *faketwitch.Client
+	g     *globals
+	out   io.Writer
+	ctl   *faketwitch.Client
+	hooks hooks
+	// secret is TWITCH_CLIENT_SECRET, for a confidential app's device-code poll.
+	secret string
 }
 
 type command struct {
 	// args is how many positional arguments the command takes; arg names the one it
 	// takes, says what it is and gives an example: "code|a close code|4000".
-	args  int
-	arg   string
+	args int
+	arg  string
+	// long commands bound their own waits instead of --timeout (login).
+	long  bool
 	flags func(*flag.FlagSet, *cmdArgs)
 	run   func(context.Context, *cmdEnv, *cmdArgs) error
 }
@@ -305,7 +335,11 @@ var commands = map[string]command{
 		fs.StringVar(&a.channel, "channel", "#"+faketwitch.Channels[0].Login, "channel, #login")
 		fs.StringVar(&a.user, "user", faketwitch.Viewers[0].ID, "recipient's Twitch user id (dm)")
 		fs.StringVar(&a.correlationID, "correlation-id", "", "correlation id (default: a new uuid)")
+		fs.BoolVar(&a.wait, "wait", false, "wait for the delivery outcome Finalize records (events/{correlationId} in Firestore) and print it")
+		fs.DurationVar(&a.waitFor, "wait-for", 30*time.Second, "with --wait: give up after this long")
+		jsonFlag(fs, a)
 	}, run: egress},
+	"login": {long: true, flags: loginFlags, run: login},
 }
 
 func trigger(ctx context.Context, e *cmdEnv, a *cmdArgs) error {

@@ -25,6 +25,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid client")
 		return
 	}
+	if form.Get("grant_type") == DeviceGrantType { // public clients send no secret
+		s.deviceToken(w, form)
+		return
+	}
 	if form.Get("client_secret") != s.o.ClientSecret {
 		writeOAuthError(w, http.StatusForbidden, "invalid client secret")
 		return

@@ -112,6 +112,7 @@ type Server struct {
 	tokens     map[string]*tokenInfo      // by access token
 	refreshes  map[string]*tokenInfo      // by refresh token
 	refreshN   int
+	device     deviceCodes
 	buckets    map[string]*bucket
 	chats      []ChatMessage
 	whispers   []Whisper
@@ -206,6 +207,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /helix/users", s.helix(s.getUsers))
 	mux.HandleFunc("GET /helix/moderation/channels", s.helix(s.getModeratedChannels))
 	mux.HandleFunc("POST /oauth2/token", s.scripted(s.token))
+	mux.HandleFunc("POST /oauth2/device", s.scripted(s.deviceAuthorize))
 	mux.HandleFunc("GET /oauth2/validate", s.scripted(s.validate))
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,100 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/bitbrat/twitch-edge/shared/emulators"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
+)
+
+// With Pub/Sub frozen (SIGSTOP), the function answers 503 after its bounded wait
+// instead of holding Twitch past its limit; after SIGCONT, Twitch's retry of the same
+// message is answered 2xx and the notification is on the raw topic exactly once
+// (the retry waits for the first attempt's publish, which was still in flight,
+// instead of publishing a second copy).
+func TestPubSubFrozenAnswers503ThenDeliversOnceOnRetry(t *testing.T) {
+	// This test owns its Pub/Sub emulator, so that it can freeze it.
+	e, err := emulators.Start(context.Background(), emulators.PubSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	h := newHarness(t, e.Host)
+	const wait = 2 * time.Second
+	h.svc.PublishWait = wait
+	// The fake waits as long as the function takes and retries plenty of times.
+	f := fake(t, twitchtest.Options{WebhookRetries: 50, WebhookFailureLimit: 100, WebhookTimeout: patience})
+	webhookConduit(t, f, h.srv.URL)
+
+	// One notification first, so that the claim's first write in this project (slow
+	// on a cold emulator) is not part of what is timed below.
+	if _, err := f.Notify(twitchtest.Notification{Type: "channel.update", Event: f.UpdateEvent(broadcaster, "warm", "en", "1", "Cat", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.collectUntilSentinel(1); len(got) != 1 {
+		t.Fatalf("warm-up: %d messages", len(got))
+	}
+	before := len(h.answered()) // the verification and the warm-up
+	if err := e.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = e.Resume()
+		}
+	}()
+	id := uuid.NewString()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Notify(twitchtest.Notification{Type: "channel.update", MessageID: id, Timestamp: time.Now(),
+			Event: f.UpdateEvent(broadcaster, "frozen", "en", "1", "Cat", nil)})
+		done <- err
+	}()
+	waitFor(t, f, "the first answer", func() bool { return len(h.answered()) > before })
+	elapsed := time.Since(start)
+	if got := h.answered()[before]; got != http.StatusServiceUnavailable {
+		t.Fatalf("first attempt with Pub/Sub frozen answered %d, want 503", got)
+	}
+	// Bounded: not before the wait, and nowhere near the fake's patience.
+	if elapsed < wait || elapsed > wait+20*time.Second {
+		t.Fatalf("503 after %s, wait %s", elapsed, wait)
+	}
+	t.Logf("503 after %s (publish wait %s)", elapsed.Round(time.Millisecond), wait)
+	if err := e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(patience):
+		t.Fatal("Notify did not return after Pub/Sub resumed")
+	}
+	d := f.ConduitDeliveries()
+	if len(d) != 2 || d[1].MessageID != id || d[1].Lost || d[1].DeliveredTo != "0" {
+		t.Fatalf("deliveries %+v", d)
+	}
+	st := h.answered()[before:]
+	if st[len(st)-1] != http.StatusNoContent {
+		t.Fatalf("answers %v: the last retry was not acknowledged", st)
+	}
+	got := h.collectUntilSentinel(1)
+	if len(got) != 1 || got[0].Attributes[event.AttrEventSubMessageID] != id {
+		t.Fatalf("%d messages on the raw topic after %d attempts (%v), want exactly 1\n%s", len(got), len(st), st, h.logs.String())
+	}
+	t.Logf("answers %v", st)
+	if !strings.Contains(h.logs.String(), "Pub/Sub did not acknowledge in time") {
+		t.Error("the timeout was not logged")
+	}
+}
