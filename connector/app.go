@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,52 +252,6 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-// waitForLease returns once this instance holds the lease, with the time the call
-// that took it began (the lease runs from no earlier).
-func (a *App) waitForLease(ctx context.Context) (time.Time, error) {
-	for attempt := 1; ; attempt++ {
-		// Bounded like a renewal: a hanging Firestore must not hang the standby.
-		began := time.Now()
-		actx, cancel := context.WithTimeout(ctx, a.cfg.LeaseTTL/3)
-		c, err := a.lease.Acquire(actx, leaseKey, a.cfg.InstanceID, a.cfg.LeaseTTL)
-		cancel()
-		if err == nil && c.State == store.Acquired {
-			a.setStandby("")
-			a.log.Info("connector: lease acquired, holding the EventSub session", "instance", a.cfg.InstanceID, "attempt", c.Attempts)
-			return began, nil
-		}
-		if ctx.Err() != nil {
-			return time.Time{}, ctx.Err()
-		}
-		// Standbys look often: after a clean hand-off (the holder released the lease)
-		// the gap without a session is at most this.
-		wait := min(a.cfg.LeaseTTL/3, 2*time.Second)
-		if err != nil {
-			a.setStandby("lease check failed: " + err.Error())
-			a.log.Warn("connector: waiting for the lease: check failed", "host", firestoreHost(a.cfg), "attempt", attempt,
-				"error", err.Error())
-		} else {
-			a.setStandby("another instance holds the EventSub session (" + c.Owner + ")")
-			a.log.Info("connector: standing by, lease held by another instance", "holder", c.Owner,
-				"until", c.LeaseUntil.Format(time.RFC3339))
-			if d := time.Until(c.LeaseUntil); d > 0 && d < wait {
-				wait = d + 50*time.Millisecond
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-}
-
-func (a *App) setStandby(why string) {
-	a.mu.Lock()
-	a.standbyWhy = why
-	a.mu.Unlock()
-}
-
 // holdSession runs one session for as long as the lease is renewed.
 func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 	sctx, cancel := context.WithCancel(ctx)
@@ -330,55 +281,6 @@ func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 		a.mu.Unlock()
 	}()
 	_ = s.Run(sctx)
-}
-
-// renewLease renews every third of the TTL, each call bounded so that it ends before
-// two thirds of the TTL have passed since the last renewal began. Without a renewal by
-// then the session is dropped at once (fencing): the lease is still ours for the last
-// third, so two instances never hold sessions together. acquired is when the call
-// that took the lease began.
-func (a *App) renewLease(ctx context.Context, lost context.CancelFunc, acquired time.Time) {
-	ttl := a.cfg.LeaseTTL
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	lastOK := acquired // when the last successful call began: the lease runs from no earlier
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		began := time.Now()
-		fence := lastOK.Add(ttl * 2 / 3)
-		deadline := began.Add(ttl / 3)
-		if fence.Before(deadline) {
-			deadline = fence
-		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		c, err := a.lease.Acquire(rctx, leaseKey, a.cfg.InstanceID, ttl)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			// Without a renewal the lease runs out and a standby may take over: stop
-			// holding the session before that can happen (fencing), not after.
-			if !time.Now().Before(fence) {
-				a.log.Error("connector: lease could not be renewed in time, dropping the session", "host", firestoreHost(a.cfg),
-					"leaseExpiresIn", time.Until(lastOK.Add(ttl)).Round(time.Millisecond).String(), "error", err.Error())
-				lost()
-				return
-			}
-			a.log.Warn("connector: lease renewal failed; will retry", "host", firestoreHost(a.cfg), "error", err.Error())
-			continue
-		}
-		if c.State != store.Acquired {
-			a.log.Error("connector: lease lost to another instance, dropping the session", "holder", c.Owner)
-			lost()
-			return
-		}
-		lastOK = began
-	}
 }
 
 // preloadWindow remembers the ids forwarded in the last ten minutes (by this or a
@@ -426,74 +328,6 @@ func (a *App) shutdown(deadline time.Time) {
 // shutdownReserve is the part of the shutdown grace kept for the lease release and the
 // ledger after the relay's flush.
 const shutdownReserve = 1500 * time.Millisecond
-
-// loadRevoked reads the subscriptions an earlier instance recorded as revoked for
-// good, so that a restart does not ask Twitch for them again at once.
-func (a *App) loadRevoked(ctx context.Context) map[string]string {
-	ctx, cancel := context.WithTimeout(ctx, preloadTimeout)
-	defer cancel()
-	subs, err := a.state.Subscriptions(ctx)
-	if err != nil {
-		a.log.Warn("connector: could not read recorded revocations", "host", firestoreHost(a.cfg), "error", err.Error())
-		return nil
-	}
-	known := make(map[string]bool, len(a.specs))
-	for _, sp := range a.specs {
-		known[sp.Key()] = true
-	}
-	out := map[string]string{}
-	for _, sub := range subs {
-		if known[sub.Key] && eventsub.PermanentRevocation(sub.Status) {
-			out[sub.Key] = sub.Status
-		}
-	}
-	if len(out) > 0 {
-		a.log.Warn("connector: subscriptions revoked earlier are not requested until the retry or a new token",
-			"count", len(out), "retryEvery", a.cfg.RevokedRetry.String())
-	}
-	return out
-}
-
-// watchToken tells the session when the bot's token document changes (someone
-// re-authorized): revoked subscriptions are worth trying again then.
-func (a *App) watchToken(ctx context.Context, s *eventsub.Session) {
-	tokens := store.NewTokenStore(a.deps.Firestore)
-	last := ""
-	t := time.NewTicker(a.cfg.TokenCheck)
-	defer t.Stop()
-	for first := true; ; first = false {
-		tctx, cancel := context.WithTimeout(ctx, a.cfg.TokenCheck)
-		tok, err := tokens.LoadToken(tctx, twitch.RoleBot)
-		cancel()
-		if err == nil {
-			sum := sha256.Sum256([]byte(tok.AccessToken))
-			fp := hex.EncodeToString(sum[:])
-			if !first && fp != last {
-				a.log.Info("connector: the bot's token changed; retrying revoked subscriptions")
-				s.RetryRevoked()
-			}
-			last = fp
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func revokedSummary(revoked map[string]string) string {
-	reasons := map[string]int{}
-	for _, r := range revoked {
-		reasons[r]++
-	}
-	parts := make([]string, 0, len(reasons))
-	for r, n := range reasons {
-		parts = append(parts, fmt.Sprintf("%d %s", n, r))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
-}
 
 // stateAdapter records session state in Firestore.
 type stateAdapter struct{ s *store.ConnectorState }

@@ -3,7 +3,6 @@ package twitchtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -413,37 +412,6 @@ func (ss *session) deliver(f []byte) error {
 			return errNotWritten
 		}
 	}
-}
-
-// Redeliver sends the frame of an earlier notification again, byte for byte (same
-// message_id), to the session that now holds its subscription: Twitch's at-least-once
-// delivery.
-func (s *Server) Redeliver(messageID string) error {
-	s.mu.Lock()
-	sf, ok := s.frames[messageID]
-	var ss *session
-	if x := s.subs[sf.subID]; ok && x != nil {
-		ss = s.sessions[x.Transport.SessionID]
-	}
-	s.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("twitchtest: unknown message id %q", messageID)
-	}
-	if ss == nil {
-		return ErrNoSession
-	}
-	ss.enqueue(sf.frame)
-	return nil
-}
-
-// SendRaw sends an arbitrary text frame on a session.
-func (s *Server) SendRaw(sessionID string, frame []byte) error {
-	ss := s.liveSession(sessionID)
-	if ss == nil {
-		return ErrNoSession
-	}
-	ss.enqueue(append([]byte(nil), frame...))
-	return nil
 }
 
 func (s *Server) liveSession(id string) *session {
