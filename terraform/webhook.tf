@@ -33,11 +33,18 @@ resource "google_service_account" "webhook" {
   depends_on = [google_project_service.enabled]
 }
 
-# Message-id claims (eventsub_webhook_messages) and revocation records (connector/).
+# Message-id claims (eventsub_webhook_messages) and revocation records, in the shared
+# database only: the public function never reaches the private one (the bot's token,
+# the connector's lease).
 resource "google_project_iam_member" "webhook_datastore_user" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = google_service_account.webhook.member
+
+  condition {
+    title      = "only-${var.firestore_database}"
+    expression = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
 }
 
 resource "google_pubsub_topic_iam_member" "webhook_publishes_raw" {

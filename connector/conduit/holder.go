@@ -10,6 +10,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
@@ -161,13 +162,17 @@ func patchShard(ctx context.Context, o *HolderOptions, sessionID string, welcome
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
-		if err := o.Fence(pctx); err != nil {
-			if pctx.Err() == nil || errors.Is(err, errFenced) {
-				return fmt.Errorf("%w: %w", errFenced, err)
-			}
-			return fmt.Errorf("fence shard %s before PATCH: %w", o.ShardID, err)
+		err := o.Fence(pctx)
+		if errors.Is(err, store.ErrLeaseLost) {
+			return fmt.Errorf("%w: %w", errFenced, err)
 		}
-		_, err := o.API.UpdateConduitShards(pctx, o.ConduitID, []twitch.ShardAssignment{{ID: o.ShardID, Transport: twitch.WebSocketShard(sessionID)}})
+		if err == nil {
+			_, err = o.API.UpdateConduitShards(pctx, o.ConduitID, []twitch.ShardAssignment{{ID: o.ShardID, Transport: twitch.WebSocketShard(sessionID)}})
+		} else {
+			// The lease could not be confirmed (Firestore slow or away): no PATCH
+			// without it; retried within the window like a failed PATCH.
+			err = fault.Wrap(fault.Transient, store.CodeLeaseLost, err, "confirm shard %s lease before PATCH", o.ShardID)
+		}
 		if err == nil {
 			o.Logger.Info("conduit shard pointed at session", "sessionId", sessionID, "sinceWelcome", time.Since(welcomeAt).String())
 			if o.OnPatched != nil {

@@ -2,6 +2,7 @@ package conduit
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -233,5 +234,24 @@ func TestShardHolders(t *testing.T) {
 	notifyAll("after disable")
 	if lost := f.fake.LostNotifications(); len(lost) != 0 {
 		t.Fatalf("%d notifications lost: %+v", len(lost), lost)
+	}
+}
+
+// A holder whose lease is gone never PATCHes the shard: it returns at once.
+func TestShardHolderFenced(t *testing.T) {
+	f := newFixture(t, twitchtest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	ens, err := EnsureConduit(ctx, LifecycleOptions{API: f.client, Records: store.NewConduitStore(f.fs, "twitch", nil), Shards: 1, Owner: "setup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = RunShard(ctx, HolderOptions{ConduitID: ens.Conduit.ID, ShardID: "0", URL: f.fake.EventSubWSURL(), API: f.client, Sink: newSink(),
+		Fence: func(context.Context) error { return store.ErrLeaseLost }, Logger: testLogger(t)})
+	if !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("RunShard without the lease: %v, want ErrLeaseLost", err)
+	}
+	if n := len(f.fake.RequestsTo("PATCH", "/helix/eventsub/conduits/shards")); n != 0 {
+		t.Fatalf("%d PATCHes without the lease", n)
 	}
 }

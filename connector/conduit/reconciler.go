@@ -318,7 +318,9 @@ func (r *Reconciler) round(ctx context.Context) (Result, error) {
 		}
 		mu.Lock()
 		res.Deleted++
-		cost -= s.Cost
+		if s.Status == twitch.StatusEnabled {
+			cost -= s.Cost // Twitch's total counts enabled subscriptions only
+		}
 		mu.Unlock()
 	})
 

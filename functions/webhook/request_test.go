@@ -91,13 +91,13 @@ func TestVerify(t *testing.T) {
 		{"no id", func(h http.Header, b []byte) []byte { h.Del(HeaderMessageID); return b }, http.StatusForbidden},
 		{"no type", func(h http.Header, b []byte) []byte { h.Del(HeaderMessageType); return b }, http.StatusBadRequest},
 		{"notification without subscription version", func(h http.Header, b []byte) []byte { h.Del(HeaderSubscriptionVersion); return b }, http.StatusBadRequest},
-		{"JSON array body", func(h http.Header, b []byte) []byte {
-			b = []byte(`[1,2]`)
+		{"JSON array body", func(h http.Header, _ []byte) []byte {
+			b := []byte(`[1,2]`)
 			h.Set(HeaderMessageSignature, sign("m1", ts, b))
 			return b
 		}, http.StatusBadRequest},
-		{"null body", func(h http.Header, b []byte) []byte {
-			b = []byte(`null`)
+		{"null body", func(h http.Header, _ []byte) []byte {
+			b := []byte(`null`)
 			h.Set(HeaderMessageSignature, sign("m1", ts, b))
 			return b
 		}, http.StatusBadRequest},

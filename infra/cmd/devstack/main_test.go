@@ -154,7 +154,7 @@ func TestReadable(t *testing.T) {
 		}
 	}
 	l := &eventLog{p: newPrinter(&strings.Builder{})}
-	for _, s := range []string{`Serving function: "Normalize"`, `Serving function: "EgressChat"`, `Serving function: "Normalize"`} {
+	for _, s := range []string{`Serving function: "Normalize"`, `Serving function: ""`, `Serving function: "EgressChat"`, `Serving function: "Normalize"`} {
 		if !l.servingLine(s) {
 			t.Errorf("%s not folded", s)
 		}
