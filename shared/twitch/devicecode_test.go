@@ -135,7 +135,7 @@ func TestDeviceCodeFlow(t *testing.T) {
 
 func TestMissingScopes(t *testing.T) {
 	got := MissingScopes(BotScopes(), []string{"user:write:chat", "chat:read"})
-	if !slices.Equal(got, []string{"moderator:read:followers", "user:manage:whispers"}) {
+	if !slices.Equal(got, []string{"moderator:read:followers", "user:manage:whispers", "user:read:moderated_channels"}) {
 		t.Errorf("MissingScopes = %v", got)
 	}
 	if MissingScopes(BotScopes(), BotScopes()) != nil {

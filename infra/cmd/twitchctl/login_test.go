@@ -54,7 +54,7 @@ func TestLogin(t *testing.T) {
 			}
 			return nil
 		}, code: 0, stored: true, wantScope: []string{"user:write:chat"},
-			out: "scopes missing: moderator:read:followers user:manage:whispers"},
+			out: "scopes missing: moderator:read:followers user:manage:whispers user:read:moderated_channels"},
 		{name: "denied", user: func(f *twitchtest.Server, code string, n int) error {
 			if n == 2 {
 				return f.DenyDevice(code)
