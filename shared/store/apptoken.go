@@ -66,25 +66,7 @@ func (s *AppTokenStore) LoadAppToken(ctx context.Context) (twitch.AppToken, erro
 
 // AcquireAppTokenLease implements twitch.AppTokenStore.
 func (s *AppTokenStore) AcquireAppTokenLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
-	ref := s.doc(appTokenLeaseID)
-	acquired := false
-	err := s.c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		acquired = false
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
-			return err
-		}
-		now := s.now()
-		if err == nil && snap.Exists() {
-			h, _ := snap.Data()["holder"].(string)
-			until, _ := snap.Data()["expiresAt"].(time.Time)
-			if h != holder && now.Before(until) {
-				return nil
-			}
-		}
-		acquired = true
-		return tx.Set(ref, map[string]any{"holder": holder, "expiresAt": now.Add(ttl), "acquiredAt": now})
-	})
+	acquired, err := acquireDocLease(ctx, s.c, s.doc(appTokenLeaseID), holder, ttl, s.now)
 	if err != nil {
 		return false, classify(err, "acquire twitch app token lease")
 	}
@@ -132,19 +114,5 @@ func (s *AppTokenStore) SaveAppToken(ctx context.Context, holder string, tok twi
 
 // ReleaseAppTokenLease implements twitch.AppTokenStore.
 func (s *AppTokenStore) ReleaseAppTokenLease(ctx context.Context, holder string) error {
-	ref := s.doc(appTokenLeaseID)
-	err := s.c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if status.Code(err) == codes.NotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if h, _ := snap.Data()["holder"].(string); h != holder {
-			return nil
-		}
-		return tx.Delete(ref)
-	})
-	return classify(err, "release twitch app token lease")
+	return classify(releaseDocLease(ctx, s.c, s.doc(appTokenLeaseID), holder), "release twitch app token lease")
 }

@@ -128,25 +128,7 @@ func tokenTime(v any) time.Time {
 
 // AcquireRefreshLease implements twitch.TokenStore.
 func (s *TokenStore) AcquireRefreshLease(ctx context.Context, role twitch.Role, holder string, ttl time.Duration) (bool, error) {
-	ref := s.leaseRef(role)
-	acquired := false
-	err := s.c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		acquired = false
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
-			return err
-		}
-		now := s.now()
-		if err == nil && snap.Exists() {
-			h, _ := snap.Data()["holder"].(string)
-			until, _ := snap.Data()["expiresAt"].(time.Time)
-			if h != holder && now.Before(until) {
-				return nil
-			}
-		}
-		acquired = true
-		return tx.Set(ref, map[string]any{"holder": holder, "expiresAt": now.Add(ttl), "acquiredAt": now})
-	})
+	acquired, err := acquireDocLease(ctx, s.c, s.leaseRef(role), holder, ttl, s.now)
 	if err != nil {
 		return false, classify(err, "acquire twitch %s token refresh lease", role)
 	}
@@ -201,19 +183,5 @@ func (s *TokenStore) SaveRefreshedToken(ctx context.Context, role twitch.Role, h
 
 // ReleaseRefreshLease implements twitch.TokenStore.
 func (s *TokenStore) ReleaseRefreshLease(ctx context.Context, role twitch.Role, holder string) error {
-	ref := s.leaseRef(role)
-	err := s.c.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if status.Code(err) == codes.NotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if h, _ := snap.Data()["holder"].(string); h != holder {
-			return nil
-		}
-		return tx.Delete(ref)
-	})
-	return classify(err, "release twitch %s token refresh lease", role)
+	return classify(releaseDocLease(ctx, s.c, s.leaseRef(role), holder), "release twitch %s token refresh lease", role)
 }
