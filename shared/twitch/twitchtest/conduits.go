@@ -1,7 +1,6 @@
 package twitchtest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -340,15 +339,9 @@ func (s *Server) getShards(w http.ResponseWriter, r *http.Request, _ []byte, c c
 		writeError(w, http.StatusBadRequest, "Missing required parameter \"conduit_id\"")
 		return
 	}
-	start := 0
-	if after := q.Get("after"); after != "" {
-		b, err := base64.RawURLEncoding.DecodeString(after)
-		n, err2 := strconv.Atoi(string(b))
-		if err != nil || err2 != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "The cursor in the after query parameter is not valid")
-			return
-		}
-		start = n
+	start, ok := pageStart(w, r)
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,9 +360,6 @@ func (s *Server) getShards(w http.ResponseWriter, r *http.Request, _ []byte, c c
 	if start < len(all) {
 		page = all[start:min(len(all), start+s.o.PageSize)]
 	}
-	pagination := map[string]string{}
-	if end := start + len(page); end < len(all) {
-		pagination["cursor"] = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": page, "pagination": pagination})
+	paging := pagination(start+len(page), len(all))
+	writeJSON(w, http.StatusOK, map[string]any{"data": page, "pagination": paging})
 }

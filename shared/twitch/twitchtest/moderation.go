@@ -1,7 +1,6 @@
 package twitchtest
 
 import (
-	"encoding/base64"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,15 +38,9 @@ func (s *Server) getModeratedChannels(w http.ResponseWriter, r *http.Request, _ 
 		}
 		first = n
 	}
-	start := 0
-	if a := q.Get("after"); a != "" {
-		b, err := base64.RawURLEncoding.DecodeString(a)
-		n, err2 := strconv.Atoi(string(b))
-		if err != nil || err2 != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "The cursor in the after query parameter is not valid")
-			return
-		}
-		start = n
+	start, ok := pageStart(w, r)
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	var ids []string
@@ -67,11 +60,8 @@ func (s *Server) getModeratedChannels(w http.ResponseWriter, r *http.Request, _ 
 		data = append(data, map[string]string{"broadcaster_id": id, "broadcaster_login": login, "broadcaster_name": name})
 	}
 	s.mu.Unlock()
-	pagination := map[string]string{}
-	if end := start + first; end < len(ids) {
-		pagination["cursor"] = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "pagination": pagination})
+	paging := pagination(start+first, len(ids))
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "pagination": paging})
 }
 
 // Twitch's chat rate limit for one sender in one channel: 20 messages per 30 seconds,

@@ -1,11 +1,9 @@
 package twitchtest
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -303,15 +301,9 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ []b
 		writeError(w, http.StatusBadRequest, "Specify only one of the status, type, user_id and subscription_id filters")
 		return
 	}
-	start := 0
-	if after := q.Get("after"); after != "" {
-		b, err := base64.RawURLEncoding.DecodeString(after)
-		n, err2 := strconv.Atoi(string(b))
-		if err != nil || err2 != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "The cursor in the after query parameter is not valid")
-			return
-		}
-		start = n
+	start, ok := pageStart(w, r)
+	if !ok {
+		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,16 +333,13 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, _ []b
 	if start < len(all) {
 		page = all[start:min(len(all), start+s.o.PageSize)]
 	}
-	pagination := map[string]string{}
-	if end := start + len(page); end < len(all) {
-		pagination["cursor"] = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
-	}
+	paging := pagination(start+len(page), len(all))
 	maxCost := MaxTotalCost
 	if c.isApp() {
 		maxCost = s.o.MaxConduitCost
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"data": page, "total": total, "total_cost": cost, "max_total_cost": maxCost, "pagination": pagination,
+		"data": page, "total": total, "total_cost": cost, "max_total_cost": maxCost, "pagination": paging,
 	})
 }
 
