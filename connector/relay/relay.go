@@ -19,7 +19,6 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/connector/metrics"
-	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -239,21 +238,6 @@ func (r *Relay) warnFull() {
 		"buffer", r.o.Buffer, "maxBytes", r.o.MaxBytes, "spill", r.sp != nil, "topic", r.o.Topic)
 }
 
-// Attributes are the Pub/Sub attributes of a raw notification (shared/event names
-// them); the broadcaster comes from the frame's header scan, not a second decode.
-func Attributes(f eventsub.Frame) map[string]string {
-	a := make(map[string]string, 6)
-	a[event.AttrEventSubMessageID] = f.MessageID
-	a[event.AttrEventSubMessageType] = f.MessageType
-	a[event.AttrEventSubSubscriptionType] = f.SubscriptionType
-	a[event.AttrEventSubSubscriptionVersion] = f.SubscriptionVersion
-	a[event.AttrEventSubMessageTimestamp] = f.MessageTimestamp.UTC().Format(time.RFC3339Nano)
-	if f.BroadcasterUserID != "" {
-		a[event.AttrEventSubBroadcasterID] = f.BroadcasterUserID
-	}
-	return a
-}
-
 func (r *Relay) work() {
 	defer r.workers.Done()
 	for {
@@ -283,7 +267,7 @@ func (r *Relay) publish(it item) {
 	defer r.done(f)
 	var err error
 	if r.ctx.Err() == nil {
-		err = r.send(r.o.Topic, f.Data, Attributes(f), f.MessageID)
+		err = r.send(r.o.Topic, f.Data, f.RawAttributes(), f.MessageID)
 	} else {
 		err = r.ctx.Err()
 	}

@@ -186,7 +186,7 @@ func BenchmarkAttributes(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if a := Attributes(f); a[event.AttrEventSubBroadcasterID] != "1337" {
+		if a := f.RawAttributes(); a[event.AttrEventSubBroadcasterID] != "1337" {
 			b.Fatal(a)
 		}
 	}
@@ -206,7 +206,7 @@ func TestAttributes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := Attributes(f)
+			a := f.RawAttributes()
 			if got, ok := a[event.AttrEventSubBroadcasterID]; got != c.broadcaster || ok != (c.broadcaster != "") {
 				t.Errorf("broadcaster attribute %q (present %v), want %q", got, ok, c.broadcaster)
 			}

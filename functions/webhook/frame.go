@@ -2,9 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
-	"time"
 
-	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
@@ -37,14 +35,5 @@ func Attributes(frame []byte) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := make(map[string]string, 6)
-	a[event.AttrEventSubMessageID] = h.MessageID
-	a[event.AttrEventSubMessageType] = h.MessageType
-	a[event.AttrEventSubSubscriptionType] = h.SubscriptionType
-	a[event.AttrEventSubSubscriptionVersion] = h.SubscriptionVersion
-	a[event.AttrEventSubMessageTimestamp] = h.MessageTimestamp.UTC().Format(time.RFC3339Nano)
-	if h.BroadcasterUserID != "" {
-		a[event.AttrEventSubBroadcasterID] = h.BroadcasterUserID
-	}
-	return a, nil
+	return h.RawAttributes(), nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"time"
 	"unicode/utf8"
 
+	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -36,6 +38,22 @@ type FrameHeader struct {
 	// BroadcasterUserID is "" when the frame has none, or when the path to it is
 	// not made of objects ending in a string (as encoding/json would refuse it).
 	BroadcasterUserID string
+}
+
+// RawAttributes are the Pub/Sub attributes of the notification on the raw topic
+// (shared/event names the keys), the same whichever transport brought it: the
+// connector's WebSocket relay and the webhook function both publish with these.
+func (h FrameHeader) RawAttributes() map[string]string {
+	a := make(map[string]string, 6)
+	a[event.AttrEventSubMessageID] = h.MessageID
+	a[event.AttrEventSubMessageType] = h.MessageType
+	a[event.AttrEventSubSubscriptionType] = h.SubscriptionType
+	a[event.AttrEventSubSubscriptionVersion] = h.SubscriptionVersion
+	a[event.AttrEventSubMessageTimestamp] = h.MessageTimestamp.UTC().Format(time.RFC3339Nano)
+	if h.BroadcasterUserID != "" {
+		a[event.AttrEventSubBroadcasterID] = h.BroadcasterUserID
+	}
+	return a
 }
 
 // ParseFrameHeader reads a frame's metadata and broadcaster with the scanner that
