@@ -69,6 +69,7 @@ type App struct {
 	state  *store.ConnectorState
 	lease  Lease
 	specs  []eventsub.Spec
+	hand   *handoff
 
 	handler http.Handler
 
@@ -116,6 +117,7 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
 		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
+	a.hand = newHandoff(a)
 	a.handler = a.Handler()
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
 		"subscriptions", len(a.specs), "topic", cfg.Topics.Raw, "instance", cfg.InstanceID)
@@ -242,6 +244,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.shutdown(from.Add(a.cfg.ShutdownGrace))
 	}()
+	stopHandoff := a.hand.start(ctx)
 	for ctx.Err() == nil {
 		acquired, err := a.waitForLease(ctx)
 		if err != nil {
@@ -249,28 +252,29 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		a.holdSession(ctx, acquired)
 	}
+	stopHandoff()
 	return nil
 }
 
 // holdSession runs one session for as long as the lease is renewed.
 func (a *App) holdSession(ctx context.Context, acquired time.Time) {
-	sctx, cancel := context.WithCancel(ctx)
+	// Outlives ctx by the make-before-break hand-off (handoff.go).
+	sctx, cancel := a.hand.sessionContext(ctx)
 	defer cancel()
 	// Renewal runs from the moment the lease is held: the preload below may be slow
 	// (or Firestore may hang), and fencing must not wait for it.
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); a.renewLease(sctx, cancel, acquired) }()
 	defer func() { cancel(); <-renewed }()
-	a.preloadWindow(sctx)
-	if sctx.Err() != nil {
-		return
+	s, run := a.hand.takeEarly() // opened before this instance held the lease
+	if s == nil {
+		a.preloadWindow(sctx)
+		if sctx.Err() != nil {
+			return
+		}
+		s = a.newSession(sctx)
+		run = func(ctx context.Context) { _ = s.Run(ctx) }
 	}
-	s := eventsub.New(eventsub.Options{
-		URL: a.cfg.Twitch.EventSubWSURL, Specs: a.specs, Helix: a.deps.Helix, Sink: a.relay,
-		State: stateAdapter{a.state}, Window: a.window, Log: a.log, Metrics: a.ms,
-		KeepaliveGrace: a.cfg.KeepaliveGrace, HTTPClient: a.deps.HTTPClient,
-		Revoked: a.loadRevoked(sctx), RevokedRetry: a.cfg.RevokedRetry,
-	})
 	go a.watchToken(sctx, s)
 	a.mu.Lock()
 	a.session, a.holding = s, true
@@ -280,7 +284,17 @@ func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 		a.holding = false
 		a.mu.Unlock()
 	}()
-	_ = s.Run(sctx)
+	run(sctx)
+}
+
+// newSession builds an EventSub session (not yet running).
+func (a *App) newSession(ctx context.Context) *eventsub.Session {
+	return eventsub.New(eventsub.Options{
+		URL: a.cfg.Twitch.EventSubWSURL, Specs: a.specs, Helix: a.deps.Helix, Sink: a.relay,
+		State: stateAdapter{a.state}, Window: a.window, Log: a.log, Metrics: a.ms,
+		KeepaliveGrace: a.cfg.KeepaliveGrace, HTTPClient: a.deps.HTTPClient,
+		Revoked: a.loadRevoked(ctx), RevokedRetry: a.cfg.RevokedRetry, Overlap: a.hand.ov,
+	})
 }
 
 // preloadWindow remembers the ids forwarded in the last ten minutes (by this or a

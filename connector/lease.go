@@ -38,6 +38,7 @@ func (a *App) waitForLease(ctx context.Context) (time.Time, error) {
 			if d := time.Until(c.LeaseUntil); d > 0 && d < wait {
 				wait = d + 50*time.Millisecond
 			}
+			wait = a.hand.standbyWait(c.Owner, wait)
 		}
 		select {
 		case <-ctx.Done():

@@ -35,6 +35,7 @@ func (s *Session) handleFrame(ctx context.Context, r readResult) (string, error)
 			return "", nil
 		}
 		s.o.Metrics.Notifications.Inc()
+		f.Overlap = s.o.Overlap.Active()
 		if err := s.o.Sink.Forward(ctx, f); err != nil {
 			return "", fmt.Errorf("forward notification %s: %w", f.MessageID, err)
 		}

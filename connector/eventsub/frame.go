@@ -14,6 +14,9 @@ type Frame struct {
 	twitch.FrameHeader
 	// Received is when the connector read the frame (for latency metrics).
 	Received time.Time
+	// Overlap: read while another instance may forward the same events under other
+	// message ids (a hand-off); published with event.AttrEventSubOverlap.
+	Overlap bool
 }
 
 // ParseFrame reads a frame's metadata and broadcaster in one pass, with

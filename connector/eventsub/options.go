@@ -39,7 +39,11 @@ type Options struct {
 	// RevokedRetry is how often subscriptions revoked for good are tried again
 	// (default 30 min); RetryRevoked tries at once (the token changed).
 	RevokedRetry time.Duration
-	Now          func() time.Time
+	// Overlap, while active, marks forwarded frames (a hand-off between instances is
+	// in progress) and keeps this session from deleting live subscriptions of other
+	// sessions on a limit error: they are the other instance's. May be nil.
+	Overlap *Overlap
+	Now     func() time.Time
 }
 
 func (o *Options) defaults() {

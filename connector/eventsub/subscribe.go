@@ -67,7 +67,8 @@ func (s *Session) subscribeRound(ctx context.Context, specs []Spec, first bool) 
 	)
 	// On a limit error, also delete live subscriptions of ours on other sessions (a
 	// zombie instance's): the lease says this instance is the only holder.
-	cleanup := func() { cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, true) }) }
+	// During a hand-off the other sessions' subscriptions are the other instance's.
+	cleanup := func() { cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, !s.o.Overlap.Active()) }) }
 	for _, sp := range specs {
 		wg.Add(1)
 		go func() {

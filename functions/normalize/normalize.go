@@ -171,7 +171,10 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	if err != nil {
 		return fault.Wrap(fault.Invalid, "EVENT_ENCODE_FAILED", err, "encode event")
 	}
-	key := "eventsub:" + e.ExternalEvent.ID
+	key, err := claimKey(m, e.ExternalEvent.ID) // overlap.go: by content during a connector hand-off
+	if err != nil {
+		return err
+	}
 	// One owner per attempt: a claim's owner may re-acquire it, and two deliveries of
 	// the same message can run at once in one instance.
 	owner := s.Owner + "/" + uuid.NewString()

@@ -53,6 +53,9 @@ const (
 	AttrEventSubSubscriptionVersion = "eventsub_subscription_version"
 	AttrEventSubBroadcasterID       = "broadcaster_user_id"
 	AttrEventSubMessageTimestamp    = "eventsub_message_timestamp"
+	// AttrEventSubOverlap ("1") marks a frame forwarded during a hand-off between
+	// connector instances: Normalize dedupes it by content, not message id.
+	AttrEventSubOverlap = "eventsub_overlap"
 )
 
 // Attributes returns the Pub/Sub attributes upstream puts on an event it publishes:
