@@ -106,7 +106,11 @@ func (h *handoff) consider(ctx context.Context, st store.HandoffState) {
 	h.ov.Set(true)
 	e := &earlySession{s: h.a.newSession(ectx), from: st.RequestedBy, cancel: cancel, done: make(chan struct{})}
 	h.early = e
-	go func() { defer close(e.done); _ = e.s.Run(ectx) }()
+	go func() {
+		defer close(e.done)
+		h.a.preloadWindow(ectx) // as holdSession does (bounded)
+		_ = e.s.Run(ectx)
+	}()
 	go h.announce(ectx, e, st.RequestedAt)
 }
 
@@ -245,6 +249,7 @@ func (h *handoff) handOff(ctx context.Context) {
 		return
 	}
 	a.log.Info("connector: stopping; waiting for a standby to subscribe before letting go", "waitUpTo", wait.String())
+	defer h.withdraw(ctx, at)
 	acked := false
 	for {
 		st, err := h.rec.Get(wctx)
@@ -266,5 +271,15 @@ func (h *handoff) handOff(ctx context.Context) {
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// withdraw ends this instance's request, so that a standby starting later does not
+// open a session for a holder that has let go. Bounded: shutdown is waiting.
+func (h *handoff) withdraw(ctx context.Context, at time.Time) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := h.rec.Withdraw(wctx, h.a.cfg.InstanceID, at); err != nil {
+		h.a.log.Warn("connector: could not withdraw the hand-off request", "host", firestoreHost(h.a.cfg), "error", err.Error())
 	}
 }

@@ -92,6 +92,16 @@ func (h *Handoff) answer(ctx context.Context, requestedAt time.Time, what string
 	return classify(err, "%s", what)
 }
 
+// Withdraw ends by's request made at requestedAt (the hand-off is over, with or
+// without a successor), so that a standby starting later does not answer it.
+func (h *Handoff) Withdraw(ctx context.Context, by string, requestedAt time.Time) error {
+	return h.answer(ctx, requestedAt, "withdraw hand-off request", func(st *HandoffState) {
+		if st.RequestedBy == by {
+			*st = HandoffState{}
+		}
+	})
+}
+
 // Get reads the record (zero when there is none).
 func (h *Handoff) Get(ctx context.Context) (HandoffState, error) {
 	snap, err := h.doc.Get(ctx)
