@@ -20,6 +20,7 @@ type harness struct {
 	st       *stack.Stack
 	tw       *twitchtest.Server
 	col      *collect.Notifications
+	ing      *collect.Events // internal.ingress.v1
 	s        *stream
 	logf     func(string, ...any)
 	staleIDs []string
@@ -47,18 +48,23 @@ func (h *harness) count(res *Result, s *stream, reconnects int) {
 	// to what was expected and the excess visible.
 	res.NoSubscription = s.NoSubscription()
 	res.Reconnects = reconnects
+	res.Faults = faults(sentList, h.ing, h.col, s)
 }
 
-// drain waits until every notification sent so far is on the raw topic, or
-// timeout passes without progress.
+// drain waits until every notification sent so far is on the raw topic and every
+// event on internal.ingress.v1, or timeout passes without progress.
 func (h *harness) drain(ctx context.Context, timeout time.Duration) error {
 	last, lastChange := -1, time.Now()
 	for {
 		missing := 0
-		for _, x := range h.s.Sent() {
+		sentList := h.s.Sent()
+		for _, x := range sentList {
 			if !h.col.Has(x.id) {
 				missing++
 			}
+		}
+		if missing == 0 {
+			missing = ingressMissing(sentList, h.ing)
 		}
 		if missing == 0 {
 			return nil
@@ -66,7 +72,7 @@ func (h *harness) drain(ctx context.Context, timeout time.Duration) error {
 		if missing != last {
 			last, lastChange = missing, time.Now()
 		} else if time.Since(lastChange) > timeout {
-			return fmt.Errorf("%d notifications still not on the raw topic after %s without progress", missing, timeout)
+			return fmt.Errorf("%d notifications still not on the raw topic or internal.ingress.v1 after %s without progress", missing, timeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -133,11 +139,11 @@ func (h *harness) waitNewSession(ctx context.Context, old string, timeout time.D
 // current session, and n notifications reusing the message ids of notifications the
 // previous connector process forwarded (after the Firestore restart, so that its
 // idempotency ledger holds them): the restarted connector must forward none.
-func (h *harness) duplicates(ctx context.Context, fsRestarted, connRestart time.Time, n int) (int, error) {
+func (h *harness) duplicates(ctx context.Context, fsRestarted, connRestart, connBack time.Time, n int) (int, error) {
 	var current, previous []string
 	for _, x := range h.s.Sent() {
 		switch {
-		case x.phase == "after connector restart":
+		case x.at.After(connBack):
 			current = append(current, x.id)
 		case x.at.After(fsRestarted.Add(time.Second)) && x.at.Before(connRestart.Add(-2*time.Second)):
 			previous = append(previous, x.id)
@@ -207,34 +213,51 @@ func (h *harness) stale(n int) ([]string, error) {
 // egress publishes n dm and n chat egress events, waits for each to be recorded, and
 // counts deliveries and finalize messages.
 func (h *harness) egress(ctx context.Context, fin *collect.Events, n int) ([]Egress, error) {
-	type pending struct {
-		e    *event.InternalEventV2
-		text string
-	}
-	var ps []pending
+	var ps []pendingEgress
 	for i := 0; i < 2*n; i++ {
 		kind, ch := "dm", faketwitch.Channels[0]
 		if i%2 == 1 {
 			kind, ch = "chat", faketwitch.Channels[1]
 		}
 		v := faketwitch.Viewers[i%len(faketwitch.Viewers)]
-		text := fmt.Sprintf("soak %s %d %s", kind, i, uuid.NewString()[:8])
-		e := &event.InternalEventV2{
-			V: "1", Source: "soak", CorrelationID: uuid.NewString(), Type: "llm.bot.response.v1",
-			Channel: "#" + ch.Login, UserID: v.ID,
-			Egress: &event.Egress{Destination: h.st.Topics.Egress, Type: kind},
-			Candidates: []event.CandidateV1{{
-				ID: "c-" + uuid.NewString(), Kind: "text", Source: "soak", CreatedAt: event.Timestamp(time.Now()),
-				Status: "proposed", Priority: 1, Text: `"` + text + `"`,
-			}},
+		p, err := h.publishEgress(ctx, kind, ch, v, fmt.Sprintf("soak %s %d %s", kind, i, uuid.NewString()[:8]))
+		if err != nil {
+			return nil, err
 		}
-		if err := h.st.PublishEgress(ctx, e); err != nil {
-			return nil, fmt.Errorf("publish egress: %w", err)
-		}
-		ps = append(ps, pending{e, text})
+		ps = append(ps, p)
 		time.Sleep(200 * time.Millisecond) // whisper limits are per second
 	}
-	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	return h.settle(ctx, fin, ps, 90*time.Second), nil
+}
+
+// pendingEgress is an egress event published and not yet counted.
+type pendingEgress struct {
+	e    *event.InternalEventV2
+	text string
+}
+
+// publishEgress publishes one egress event of kind ("dm" or "chat") with text.
+func (h *harness) publishEgress(ctx context.Context, kind string, ch, v twitchtest.User, text string) (pendingEgress, error) {
+	e := &event.InternalEventV2{
+		V: "1", Source: "soak", CorrelationID: uuid.NewString(), Type: "llm.bot.response.v1",
+		Channel: "#" + ch.Login, UserID: v.ID,
+		Egress: &event.Egress{Destination: h.st.Topics.Egress, Type: kind},
+		Candidates: []event.CandidateV1{{
+			ID: "c-" + uuid.NewString(), Kind: "text", Source: "soak", CreatedAt: event.Timestamp(time.Now()),
+			Status: "proposed", Priority: 1, Text: `"` + text + `"`,
+		}},
+	}
+	if err := h.st.PublishEgress(ctx, e); err != nil {
+		return pendingEgress{}, fmt.Errorf("publish egress: %w", err)
+	}
+	return pendingEgress{e, text}, nil
+}
+
+// settle waits (up to timeout, a hang guard) until each event is recorded and
+// finalized, then a little longer for a second delivery or finalize to show up, and
+// counts.
+func (h *harness) settle(ctx context.Context, fin *collect.Events, ps []pendingEgress, timeout time.Duration) []Egress {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out := make([]Egress, len(ps))
 	for i, p := range ps {
@@ -242,7 +265,6 @@ func (h *harness) egress(ctx context.Context, fin *collect.Events, n int) ([]Egr
 		for wctx.Err() == nil {
 			o, ok, err := h.st.Outcome(wctx, p.e.CorrelationID)
 			if err == nil && ok && o.Delivery.Status != "" && fin.Distinct(p.e.CorrelationID) > 0 {
-				out[i].Status, out[i].Updates = o.Delivery.Status, o.UpdateCount
 				break
 			}
 			select {
@@ -252,24 +274,28 @@ func (h *harness) egress(ctx context.Context, fin *collect.Events, n int) ([]Egr
 		}
 	}
 	time.Sleep(3 * time.Second) // let a second delivery or finalize show up, if any
+	whispers, chats := h.tw.Whispers(), h.tw.ChatMessages()
 	for i, p := range ps {
 		out[i].Finalized = fin.Distinct(p.e.CorrelationID)
 		if o, ok, err := h.st.Outcome(ctx, p.e.CorrelationID); err == nil && ok {
 			out[i].Status, out[i].Updates = o.Delivery.Status, o.UpdateCount
+			if o.Delivery.Error != nil {
+				out[i].Code = o.Delivery.Error.Code
+			}
 		}
 		if p.e.Egress.Type == "dm" {
-			for _, w := range h.tw.Whispers() {
+			for _, w := range whispers {
 				if w.Message == p.text {
 					out[i].Deliveries++
 				}
 			}
 		} else {
-			for _, m := range h.tw.ChatMessages() {
+			for _, m := range chats {
 				if m.Message == p.text && m.IsSent {
 					out[i].Deliveries++
 				}
 			}
 		}
 	}
-	return out, nil
+	return out
 }

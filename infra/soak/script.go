@@ -12,6 +12,7 @@ import (
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/load"
 	"github.com/bitbrat/twitch-edge/infra/stack"
+	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 )
 
@@ -48,11 +49,27 @@ var steps = []step{
 	{"gap", pause, (*script).gap},
 	{"pubsub emulator restarted", cutsSocket, (*script).restartPubSub},
 	{"gap", pause, (*script).longGap},
+	{"pubsub frozen past the relay buffer (spill), stream on", streamOn, (*script).pubSubPastBuffer},
+	{"gap", pause, (*script).gap},
 	{"connector restart (SIGTERM with publishes pending)", settled, (*script).restartConnector},
 	{"duplicate and stale frames", streamOn, (*script).duplicateAndStale},
+	{stepFirestoreFrozen, cutsSocket, (*script).firestoreFrozenRenewal},
+	{"gap", pause, (*script).gap},
+	{stepSigtermFrozen, settled, (*script).sigtermPubSubFrozen},
+	{"gap", pause, (*script).gap},
+	{stepHandOff, settled, (*script).handOff},
 	{"egress events (dm and chat), stream on", streamOn, (*script).egress},
+	{"egress: lost Helix answers (chat, whisper), stream on", streamOn, (*script).lostAnswers},
+	{"egress: two instances under a burst, stream on", streamOn, (*script).burstTwoInstances},
 	{"drain", streamOn, (*script).drain},
 }
+
+// Step names other code refers to (stream phases).
+const (
+	stepFirestoreFrozen = "firestore frozen across lease renewals (fencing)"
+	stepSigtermFrozen   = "SIGTERM with pubsub frozen, then restart (spill replays)"
+	stepHandOff         = "deploy-style hand-off, stream on"
+)
 
 // script is one run of the fault script: the stack, the stream, what is counted.
 type script struct {
@@ -64,6 +81,7 @@ type script struct {
 	psEmu, fsEmu *emulators.Emulator
 	h            *harness
 	fin          *collect.Events
+	proxy        *helixProxy // the functions' Helix API
 	hc           *http.Client
 	res          *Result
 	logf         func(string, ...any)
@@ -73,7 +91,7 @@ type script struct {
 	faultMu    sync.Mutex
 	reconnects int
 
-	fsRestarted, connRestart time.Time
+	fsRestarted, connRestart, connBack time.Time
 }
 
 // Run runs the script and returns the counts. An error means the script could not
@@ -102,6 +120,11 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	res = sc.res
 	defer func() { res.Took = time.Since(begin) }()
 
+	sc.proxy, err = newHelixProxy()
+	if err != nil {
+		return res, err
+	}
+	defer sc.proxy.Close()
 	sc.logf("starting the stack (build, functions server, connector)")
 	st, err := stack.Start(ctx, stack.Options{
 		// No PubSubHost/FirestoreHost: the stack starts its own emulators, so that
@@ -112,7 +135,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		Output:       o.Output,
 		MinBackoff:   500 * time.Millisecond,
 		MaxBackoff:   5 * time.Second,
-		ConnectorEnv: map[string]string{"EVENTSUB_KEEPALIVE_GRACE": "250ms"},
+		FunctionsEnv: map[string]string{"TWITCH_API_BASE_URL": sc.proxy.BaseURL()},
+		ConnectorEnv: map[string]string{"EVENTSUB_KEEPALIVE_GRACE": "250ms",
+			"CONNECTOR_BUFFER_BYTES": soakBufferBytes, "CONNECTOR_LEASE_TTL": soakLeaseTTL.String()},
 	})
 	if err != nil {
 		return res, fmt.Errorf("start the stack: %w", err)
@@ -121,37 +146,30 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	stopSignals := st.StopOnSignal()
 	defer stopSignals()
 	sc.st = st
+	sc.proxy.SetTarget(st.Fake.Twitch.APIBaseURL())
 	sc.psEmu, sc.fsEmu = st.Emulator(emulators.PubSub), st.Emulator(emulators.Firestore)
 	tw := st.Fake.Twitch
 	sc.logf("stack ready after %s", time.Since(begin).Round(100*time.Millisecond))
 
-	col := collect.NewNotifications(nil)
+	s := newStream(tw, o.Rate)
+	// Raw-topic counts by the phase each notification was sent in.
+	col := collect.NewNotifications(s.PhaseIndex)
 	sc.fin = collect.NewEvents()
+	ing := collect.NewEvents()
 	bg, stopBG := context.WithCancel(ctx)
 	var bgwg sync.WaitGroup
 	defer func() { stopBG(); bgwg.Wait() }()
-	bgwg.Add(2)
+	bgwg.Add(3)
+	go func() { defer bgwg.Done(); sc.watch(bg, st.Subs.WatchIngress, ing.Add) }()
 	go func() {
 		defer bgwg.Done()
 		col.Receive(bg, st.PubSub, st.Subs.WatchRaw, func(err error) { sc.logf("pull raw: %v (retrying)", err) })
 	}()
-	go func() {
-		defer bgwg.Done()
-		for bg.Err() == nil {
-			if err := st.Watch(bg, st.Subs.WatchFinalize, sc.fin.Add); err != nil {
-				sc.logf("pull finalize: %v (retrying)", err)
-			}
-			select {
-			case <-bg.Done():
-			case <-time.After(500 * time.Millisecond):
-			}
-		}
-	}()
+	go func() { defer bgwg.Done(); sc.watch(bg, st.Subs.WatchFinalize, sc.fin.Add) }()
 
-	s := newStream(tw, o.Rate)
 	bgwg.Add(1)
 	go func() { defer bgwg.Done(); s.run(bg) }()
-	sc.h = &harness{st: st, tw: tw, col: col, s: s, logf: sc.logf}
+	sc.h = &harness{st: st, tw: tw, col: col, ing: ing, s: s, logf: sc.logf}
 
 	bgwg.Add(1)
 	go func() { defer bgwg.Done(); sc.reconnectEvery(bg) }()
@@ -167,6 +185,20 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	sc.h.count(res, s, sc.readReconnects())
 	return res, s.Err()
+}
+
+// watch pulls sub until ctx ends, starting again after a failure (an emulator
+// restart).
+func (sc *script) watch(ctx context.Context, sub string, add func(bus.Received)) {
+	for ctx.Err() == nil {
+		if err := sc.st.Watch(ctx, sub, add); err != nil {
+			sc.logf("pull %s: %v (retrying)", sub, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // reconnectEvery sends session_reconnect on the newest session every
@@ -212,6 +244,7 @@ func (sc *script) do(stp step) error {
 		return err
 	}
 	sc.logf("phase: %s", stp.name)
+	sc.h.s.SetPhase(stp.name)
 	start := time.Now()
 	run := stp.run
 	if stp.kind == cutsSocket {
@@ -265,6 +298,11 @@ func (sc *script) pausePubSub() (string, error) {
 }
 
 func (sc *script) restartFirestore() (string, error) {
+	// The emulator loses its data on a restart, as Firestore never does: frames the
+	// relay spilled during the Pub/Sub pause must have been replayed first.
+	if _, err := sc.spillEmpty(); err != nil {
+		return "", err
+	}
 	if err := sc.fsEmu.Restart(sc.ctx); err != nil {
 		return "", err
 	}
@@ -344,14 +382,15 @@ func (sc *script) restartConnector() (string, error) {
 		return "", err
 	}
 	sc.res.ConnectorRestarts++
-	sc.h.s.Resume("after connector restart")
+	sc.connBack = time.Now()
+	sc.h.s.Resume("connector restart (SIGTERM with publishes pending)")
 	return fmt.Sprintf("%d unpublished at SIGTERM; stopped, flushed, restarted and ready in %s",
 		sc.res.PendingAtRestart, time.Since(t0).Round(100*time.Millisecond)), nil
 }
 
 func (sc *script) duplicateAndStale() (string, error) {
 	sc.sleep(2 * time.Second)
-	n, err := sc.h.duplicates(sc.ctx, sc.fsRestarted, sc.connRestart, 10)
+	n, err := sc.h.duplicates(sc.ctx, sc.fsRestarted, sc.connRestart, sc.connBack, 10)
 	sc.res.DuplicateFrames = n
 	if err != nil {
 		return "", err

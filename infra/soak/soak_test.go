@@ -13,9 +13,9 @@ import (
 // egress event is delivered and finalized exactly once.
 func TestSoakShort(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the soak takes about a minute and a half; not with -short")
+		t.Skip("the soak takes about three minutes; not with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 330*time.Second)
 	defer cancel()
 	var logs lines
 	res, err := Run(ctx, Options{Short: true, BinDir: t.TempDir(), Log: &logs, Output: logs.add})

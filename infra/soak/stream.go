@@ -16,6 +16,9 @@ type sent struct {
 	id    string
 	at    time.Time
 	phase string
+	// event numbers the Notify call: the ids of one event share it (during a
+	// hand-off Twitch sends one event to two sessions, each copy with its own id).
+	event int
 }
 
 // stream sends channel.follow notifications to the seeded channels at a steady rate,
@@ -33,13 +36,18 @@ type stream struct {
 	// noSub counts notifications the fake could not deliver (no enabled
 	// subscription: between a socket's end and the new subscriptions). Twitch does
 	// not deliver those either; they are not expected on the topic.
-	noSub int
-	seq   int
-	err   error
+	noSub   int
+	noSubBy map[string]int // by phase
+	// phases numbers the phases in order; phaseOf is each message id's phase number
+	// (for the raw topic's counts by phase).
+	phases  []string
+	phaseOf map[string]int
+	seq     int
+	err     error
 }
 
 func newStream(tw *twitchtest.Server, rate int) *stream {
-	return &stream{tw: tw, rate: rate, paused: true}
+	return &stream{tw: tw, rate: rate, paused: true, noSubBy: map[string]int{}, phaseOf: map[string]int{}}
 }
 
 // run sends until ctx ends, in 10 ms ticks.
@@ -69,6 +77,7 @@ func (s *stream) run(ctx context.Context) {
 				Condition: map[string]string{"broadcaster_user_id": ch.ID}, Event: s.tw.FollowEvent(ch.ID, v.ID, time.Now())})
 			if errors.Is(err, twitchtest.ErrNoSubscription) {
 				s.noSub++
+				s.noSubBy[s.phase]++
 				continue
 			}
 			if err != nil {
@@ -77,7 +86,8 @@ func (s *stream) run(ctx context.Context) {
 			}
 			now := time.Now()
 			for _, id := range ids {
-				s.sent = append(s.sent, sent{id: id, at: now, phase: s.phase})
+				s.sent = append(s.sent, sent{id: id, at: now, phase: s.phase, event: s.seq})
+				s.phaseOf[id] = s.phaseNumber(s.phase)
 			}
 		}
 		s.mu.Unlock()
@@ -124,4 +134,49 @@ func (s *stream) NoSubscription() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.noSub
+}
+
+// NoSubscriptionIn is how many notifications of phase found no enabled subscription.
+func (s *stream) NoSubscriptionIn(phase string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noSubBy[phase]
+}
+
+// Phase is the tag of what is sent now.
+func (s *stream) Phase() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phase
+}
+
+// phaseNumber numbers phase (1, 2, ... in order of first use). Call with mu held.
+func (s *stream) phaseNumber(phase string) int {
+	for i, p := range s.phases {
+		if p == phase {
+			return i + 1
+		}
+	}
+	s.phases = append(s.phases, phase)
+	return len(s.phases)
+}
+
+// PhaseIndex is the number of the phase the notification messageID was sent in (0:
+// not sent by the stream).
+func (s *stream) PhaseIndex(messageID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phaseOf[messageID]
+}
+
+// PhaseNumberOf is phase's number (0: nothing sent in it).
+func (s *stream) PhaseNumberOf(phase string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range s.phases {
+		if p == phase {
+			return i + 1
+		}
+	}
+	return 0
 }
