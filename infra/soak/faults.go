@@ -3,6 +3,9 @@ package soak
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/bitbrat/twitch-edge/infra/load"
@@ -12,10 +15,10 @@ import (
 // with Pub/Sub frozen and a restart, Firestore frozen across a lease renewal, and a
 // deploy-style hand-off between two connector processes.
 
-// soakBufferBytes is the connector's CONNECTOR_BUFFER_BYTES in the soak (the
-// smallest allowed): a few seconds of the stream, so that a Pub/Sub freeze of
-// several seconds goes past it and frames are spilled to Firestore.
-const soakBufferBytes = "65536"
+// soakBufferBytes is the connector's CONNECTOR_BUFFER_BYTES in the soak: about five
+// seconds of the short soak's stream, so that a Pub/Sub freeze of several seconds
+// goes past it and frames are spilled to Firestore.
+const soakBufferBytes = "262144"
 
 // soakLeaseTTL is the connector's CONNECTOR_LEASE_TTL in the soak: fencing (the
 // session dropped when the lease cannot be renewed within 2/3 of it) comes within
@@ -65,12 +68,32 @@ func (sc *script) pubSubPastBuffer() (string, error) {
 		int(sc.metric("relay_spilled_total")-spilled0), int(sc.metric("relay_replayed_total")), note), nil
 }
 
+// readyz is the connector's /readyz status and body.
+func (sc *script) readyz() (int, string) {
+	req, err := http.NewRequestWithContext(sc.ctx, http.MethodGet, sc.st.ConnectorURL+"/readyz", nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	resp, err := sc.hc.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b)
+}
+
 // spillEmpty waits until the connector's spill is replayed: first with the stream
 // on, then, if the relay is still spilling after a while (a steady stream keeps
 // feeding the spill while it drains), with the stream paused. It reports whether it
 // had to pause.
 func (sc *script) spillEmpty() (paused bool, err error) {
-	empty := func() bool { return sc.metric("relay_spill_backlog") == 0 && sc.metric("relay_spill_pending") == 0 }
+	// /readyz names any backlog: frames in memory, on their way to the spill (queued
+	// or being written) and in the spill. The metrics leave out the writes in flight.
+	empty := func() bool {
+		code, body := sc.readyz()
+		return code == http.StatusOK && !strings.Contains(body, "backlog")
+	}
 	onFor := 20 * time.Second
 	if sc.o.Short {
 		onFor = 5 * time.Second

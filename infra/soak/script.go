@@ -41,8 +41,10 @@ type step struct {
 // steps is the fault script, in order. Each fault is its own method of script.
 var steps = []step{
 	{"stream", streamOn, (*script).stream},
-	{"pubsub emulator paused (SIGSTOP) 5 s, stream on", streamOn, (*script).pausePubSub},
+	// The Firestore restart first: the emulator loses its data, as Firestore never
+	// does, and later steps leave frames in the relay's spill for a while.
 	{"firestore emulator restarted, stream on", streamOn, (*script).restartFirestore},
+	{"pubsub emulator paused (SIGSTOP) 5 s, stream on", streamOn, (*script).pausePubSub},
 	{"keepalive silence", cutsSocket, (*script).silence},
 	{"gap", pause, (*script).gap},
 	{"abrupt TCP drop", cutsSocket, (*script).drop},

@@ -117,6 +117,15 @@ func classify(err error, format string, args ...any) error {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Aborted, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal, codes.Unknown:
 		return fault.Wrap(fault.Transient, "FIRESTORE_UNAVAILABLE", err, "%s", what)
+	case codes.InvalidArgument:
+		// A transaction the server no longer knows (expired, or begun before a restart)
+		// comes back as INVALID_ARGUMENT and the client does not retry it; the whole
+		// transaction can be: transient, not a reason to dead-letter an event.
+		if m := strings.ToLower(status.Convert(err).Message()); strings.Contains(m, "transaction") &&
+			(strings.Contains(m, "invalid or closed") || strings.Contains(m, "expired") || strings.Contains(m, "no longer valid")) {
+			return fault.Wrap(fault.Transient, "FIRESTORE_TRANSACTION_EXPIRED", err, "%s", what)
+		}
+		return fault.Wrap(fault.Permanent, "FIRESTORE_ERROR", err, "%s", what)
 	case codes.PermissionDenied, codes.Unauthenticated:
 		return fault.Wrap(fault.Permanent, "FIRESTORE_PERMISSION_DENIED", err, "%s", what)
 	default:
