@@ -20,11 +20,11 @@ import (
 // goes past it and frames are spilled to Firestore.
 const soakBufferBytes = "262144"
 
-// soakLeaseTTL is the connector's CONNECTOR_LEASE_TTL in the soak: fencing (the
-// session dropped when the lease cannot be renewed within 2/3 of it) comes within
-// ten seconds of Firestore freezing, while a Firestore restart (a few seconds) does
-// not reach it.
-const soakLeaseTTL = 15 * time.Second
+// soakLeaseTTL is the connector's CONNECTOR_LEASE_TTL (its default; not set by the
+// soak): fencing — the session dropped when the lease cannot be renewed within 2/3
+// of it — comes within 20 s of Firestore freezing, while a Firestore restart (a few
+// seconds, longer on a loaded machine) does not reach it.
+const soakLeaseTTL = 30 * time.Second
 
 func (sc *script) metric(name string) float64 {
 	m, err := load.Scrape(sc.ctx, sc.hc, sc.st.ConnectorURL+"/metrics")

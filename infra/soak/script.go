@@ -139,7 +139,7 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 		MaxBackoff:   5 * time.Second,
 		FunctionsEnv: map[string]string{"TWITCH_API_BASE_URL": sc.proxy.BaseURL()},
 		ConnectorEnv: map[string]string{"EVENTSUB_KEEPALIVE_GRACE": "250ms",
-			"CONNECTOR_BUFFER_BYTES": soakBufferBytes, "CONNECTOR_LEASE_TTL": soakLeaseTTL.String()},
+			"CONNECTOR_BUFFER_BYTES": soakBufferBytes},
 	})
 	if err != nil {
 		return res, fmt.Errorf("start the stack: %w", err)
