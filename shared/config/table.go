@@ -13,6 +13,7 @@ const (
 	Egress         Component = "egress"
 	Finalize       Component = "finalize"
 	Webhook        Component = "webhook"
+	Reconcile      Component = "reconcile"
 	LocalFunctions Component = "local functions"
 )
 
@@ -87,6 +88,8 @@ var Settings = []Setting{
 	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
 	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Webhook}, Default: "required (webhook)", Secret: true},
+	{Name: "CONDUIT_WEBHOOK_SHARDS", ReadBy: []Component{Connector, Reconcile}, Default: "`0`", Local: Tuned},
+	{Name: "EVENTSUB_WEBHOOK_CALLBACK_URL", ReadBy: []Component{Connector, Reconcile}, Default: "required with webhook shards"},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }
