@@ -87,6 +87,9 @@ var Settings = []Setting{
 	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
 	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Webhook}, Default: "required (webhook)", Secret: true},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", ReadBy: []Component{All}, Default: "empty (no OTLP export)", Local: Tuned},
+	{Name: "OTEL_TRACES_SAMPLER_ARG", ReadBy: []Component{All}, Default: "`0.1`", Local: Tuned},
+	{Name: "OTEL_METRIC_EXPORT_INTERVAL", ReadBy: []Component{All}, Default: "`60000` (ms)", Local: Tuned},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }
