@@ -87,7 +87,7 @@ func startTelemetry(ctx context.Context, cfg Config, log *slog.Logger) (*telemet
 		return nil, err
 	}
 	if cfg.Telemetry.Endpoint != "" {
-		tel.Install()
+		tel.Install(log)
 		log.Info("connector: exporting metrics and traces over OTLP", "endpoint", cfg.Telemetry.Endpoint,
 			"sampleRatio", cfg.Telemetry.SampleRatio, "interval", cfg.Telemetry.ExportInterval.String())
 	}

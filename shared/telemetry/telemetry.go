@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -200,11 +201,15 @@ func (t *Telemetry) Project() string { return t.project }
 
 // Install makes these providers the process's OpenTelemetry globals. The Pub/Sub
 // client library traces through otel.GetTracerProvider and the global propagator and
-// offers no other way in; call it once, from main.
-func (t *Telemetry) Install() {
+// offers no other way in; call it once, from main. The SDK's own errors (a failed
+// export) go to log, as JSON lines like every other.
+func (t *Telemetry) Install(log *slog.Logger) {
 	otel.SetTracerProvider(t.Tracers)
 	otel.SetMeterProvider(t.Meters)
 	otel.SetTextMapPropagator(t.Propagator)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("telemetry: export failed; the data of this interval is dropped", "error", err.Error())
+	}))
 }
 
 // ForceFlush exports what is buffered now (a test's condition; a function at the end
