@@ -361,7 +361,8 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"eventsub_connected 1", "relay_buffer_depth", "relay_frame_to_publish_seconds_bucket", "# TYPE eventsub_notifications_total counter"} {
+	for _, want := range []string{"eventsub_connected 1", "relay_buffer_depth", "connector_ready 1",
+		`eventsub_subscriptions{status="enabled"} 4`, "# TYPE eventsub_notifications_total counter"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
