@@ -106,11 +106,7 @@ func (h *handoff) consider(ctx context.Context, st store.HandoffState) {
 	h.ov.Set(true)
 	e := &earlySession{s: h.a.newSession(ectx), from: st.RequestedBy, cancel: cancel, done: make(chan struct{})}
 	h.early = e
-	go func() {
-		defer close(e.done)
-		h.a.preloadWindow(ectx) // as holdSession does (bounded)
-		_ = e.s.Run(ectx)
-	}()
+	go func() { defer close(e.done); _ = e.s.Run(ectx) }()
 	go h.announce(ectx, e, st.RequestedAt)
 }
 
