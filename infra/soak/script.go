@@ -53,7 +53,7 @@ var steps = []step{
 	{"gap", pause, (*script).longGap},
 	{"pubsub frozen past the relay buffer (spill), stream on", streamOn, (*script).pubSubPastBuffer},
 	{"gap", pause, (*script).gap},
-	{"connector restart (SIGTERM with publishes pending)", settled, (*script).restartConnector},
+	{stepRestartPending, settled, (*script).restartConnector},
 	{"duplicate and stale frames", streamOn, (*script).duplicateAndStale},
 	{stepFirestoreFrozen, cutsSocket, (*script).firestoreFrozenRenewal},
 	{"gap", pause, (*script).gap},
@@ -71,6 +71,7 @@ const (
 	stepFirestoreFrozen = "firestore frozen across lease renewals (fencing)"
 	stepSigtermFrozen   = "SIGTERM with pubsub frozen, then restart (spill replays)"
 	stepHandOff         = "deploy-style hand-off, stream on"
+	stepRestartPending  = "connector restart (SIGTERM with publishes pending)"
 )
 
 // script is one run of the fault script: the stack, the stream, what is counted.
@@ -385,7 +386,7 @@ func (sc *script) restartConnector() (string, error) {
 	}
 	sc.res.ConnectorRestarts++
 	sc.connBack = time.Now()
-	sc.h.s.Resume("connector restart (SIGTERM with publishes pending)")
+	sc.h.s.Resume(stepRestartPending)
 	return fmt.Sprintf("%d unpublished at SIGTERM; stopped, flushed, restarted and ready in %s",
 		sc.res.PendingAtRestart, time.Since(t0).Round(100*time.Millisecond)), nil
 }
