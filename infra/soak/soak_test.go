@@ -15,7 +15,7 @@ func TestSoakShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak takes about three minutes; not with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 330*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 480*time.Second) // with the build
 	defer cancel()
 	var logs lines
 	res, err := Run(ctx, Options{Short: true, BinDir: t.TempDir(), Log: &logs, Output: logs.add})
