@@ -31,6 +31,8 @@ type helixProxy struct {
 	mu      sync.Mutex
 	lose    map[string]bool // body markers whose answer is lost, once each
 	lost    []string        // markers whose answer was lost
+	// tooManyAt describes each 429 to a send (time, path, Twitch's message).
+	tooManyAt []string
 }
 
 func newHelixProxy() (*helixProxy, error) {
@@ -72,6 +74,13 @@ func (p *helixProxy) Lost() []string {
 // TooMany is the number of 429 answers to chat messages and whispers.
 func (p *helixProxy) TooMany() int64 { return p.tooMany.Load() }
 
+// TooManyDetails describes each 429 to a send.
+func (p *helixProxy) TooManyDetails() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.tooManyAt...)
+}
+
 // Hits is the number of requests the proxy passed on.
 func (p *helixProxy) Hits() int64 { return p.hits.Load() }
 
@@ -112,6 +121,9 @@ func (p *helixProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.StatusCode == http.StatusTooManyRequests &&
 		(strings.HasSuffix(r.URL.Path, "/chat/messages") || strings.HasSuffix(r.URL.Path, "/whispers")) {
 		p.tooMany.Add(1)
+		p.mu.Lock()
+		p.tooManyAt = append(p.tooManyAt, time.Now().Format("15:04:05.000")+" "+r.URL.Path+": "+strings.TrimSpace(string(answer)))
+		p.mu.Unlock()
 	}
 	if marker := p.armed(body); marker != "" {
 		// Twitch has acted; its answer goes nowhere.
