@@ -246,18 +246,6 @@ func (h *harness) collect(n int, quiet time.Duration) []bus.Received {
 	return got
 }
 
-// expectNone asserts that nothing arrives on the raw topic within d.
-func (h *harness) expectNone(d time.Duration, why string) {
-	h.t.Helper()
-	got, err := bus.Collect(context.Background(), h.ps, "raw-watch", 1, d)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(got) != 0 {
-		h.t.Fatalf("%s: got %d notifications, want none", why, len(got))
-	}
-}
-
 func (h *harness) follow(broadcaster, follower string) string {
 	h.t.Helper()
 	ids, err := h.tw.Notify(twitchtest.Notification{Type: "channel.follow",
