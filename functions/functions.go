@@ -198,7 +198,7 @@ func lazy(name, originalType string, build func(context.Context, *env) (trigger.
 			Pub: env.pub, Topic: env.topics.DeadLetter,
 			Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
 		}
-		fn = trigger.Wrap(name, env.log.With("function", name), dl, observed(name, env, h))
+		fn = trigger.Wrap(name, env.log.With("function", name), dl, h, observed(name, env))
 		return fn, nil
 	}
 	return func(ctx context.Context, e cloudevent.Event) error {

@@ -1,11 +1,15 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
@@ -13,6 +17,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
+	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/telemetry/otlptest"
 )
@@ -62,35 +67,71 @@ func waitValues(t *testing.T, e *env, rcv *otlptest.Receiver, want map[string]fl
 	}
 }
 
+// The trigger runs each message in a consumer span continuing the message's trace —
+// the handler, the trigger's own log lines and the dead letter inside it — and counts
+// the outcome the trigger applied.
 func TestObservedContinuesTheMessagesTraceAndCountsOutcomes(t *testing.T) {
 	e, rcv := telemetryEnv(t)
+	ctx := context.Background()
+	ps, err := bus.NewClient(ctx, emulators.ProjectID(t), bus.WithEmulator(emulators.Host(emulators.PubSub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	if err := bus.EnsureTopics(ctx, ps, event.TopicDeadLetter); err != nil {
+		t.Fatal(err)
+	}
+	pub := bus.NewPublisher(ps, &bus.FunctionPublishSettings)
+	t.Cleanup(pub.Close)
+	var logs bytes.Buffer
+	log := logging.New(&logs, slog.LevelInfo, "functions", logging.TraceProject("p"))
+	dl := trigger.DeadLetters{Pub: pub, Topic: event.TopicDeadLetter, Source: "test", OriginalType: "raw"}
+
 	// The upstream publish: a span whose context travels in the attributes as the
 	// Pub/Sub client writes it (googclient_traceparent).
-	pctx, parent := e.tel.Tracer("test").Start(context.Background(), "upstream create")
+	pctx, parent := e.tel.Tracer("test").Start(ctx, "upstream create")
 	attrs := map[string]string{}
 	e.tel.Propagator.Inject(pctx, pubsubCarrier(attrs))
 	parent.End()
 	if attrs["googclient_traceparent"] == "" {
 		t.Fatalf("no googclient_traceparent in %v", attrs)
 	}
+	msg, _ := json.Marshal(map[string]any{"message": map[string]any{"data": []byte("{}"), "messageId": "m1", "attributes": attrs}})
+	ce := cloudevent.New()
+	ce.SetID("ce-1")
+	ce.SetType("google.cloud.pubsub.topic.v1.messagePublished")
+	ce.SetSource("//pubsub.googleapis.com/projects/p/topics/raw")
+	if err := ce.SetData("application/json", json.RawMessage(msg)); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
-		err               error
-		outcome, wantCode string
+		err     error
+		outcome string
 	}{
-		{nil, telemetry.OutcomeOK, ""},
-		{fault.New(fault.Transient, "PUBSUB_UNAVAILABLE", "down"), telemetry.OutcomeRetry, "PUBSUB_UNAVAILABLE"},
-		{fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "bad"), telemetry.OutcomeDeadLetter, "EVENTSUB_BAD_FRAME"},
+		{nil, telemetry.OutcomeOK},
+		{fault.New(fault.Transient, "PUBSUB_UNAVAILABLE", "down"), telemetry.OutcomeRetry},
+		{fault.New(fault.Invalid, "EVENTSUB_BAD_FRAME", "bad"), telemetry.OutcomeDeadLetter},
 	} {
 		var seen trace.SpanContext
-		h := observed("Normalize", e, func(ctx context.Context, _ trigger.Message) error {
+		h := func(ctx context.Context, _ trigger.Message) error {
 			seen = trace.SpanContextFromContext(ctx)
 			return c.err
-		})
-		if err := h(context.Background(), trigger.Message{ID: "m1", Attributes: attrs}); err != c.err {
-			t.Fatalf("error %v, want the handler's %v", err, c.err)
 		}
+		_ = trigger.Wrap("Normalize", log, dl, h, observed("Normalize", e))(ctx, ce)
 		if seen.TraceID() != parent.SpanContext().TraceID() || seen.SpanID() == parent.SpanContext().SpanID() {
 			t.Errorf("%s: the handler's span %v does not continue the message's trace %v", c.outcome, seen, parent.SpanContext())
+		}
+	}
+	// The trigger's lines (will retry, dead-lettering) carry the trace.
+	want := "projects/p/traces/" + parent.SpanContext().TraceID().String()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("log lines: %q", lines)
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m[logging.KeyTrace] != want {
+			t.Errorf("line without the trace %s: %s", want, l)
 		}
 	}
 	waitValues(t, e, rcv, map[string]float64{
