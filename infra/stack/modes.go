@@ -17,7 +17,8 @@ import (
 const (
 	// TransportWebSocket: one connector, one EventSub WebSocket (the default).
 	TransportWebSocket = "websocket"
-	// TransportConduit: Options.Connectors connector instances in conduit mode, one
+	// TransportConduit: Options.Connectors connector instances (default 2; 1 with
+	// webhook shards is a hybrid conduit) in conduit mode, one
 	// WebSocket shard each, plus Options.WebhookShards webhook shards on the
 	// functions server's /EventSubWebhook.
 	TransportConduit = "conduit"
@@ -72,7 +73,10 @@ func (o Options) connectorCount() int {
 	case TransportServerless:
 		return 0
 	case TransportConduit:
-		return max(o.Connectors, 2)
+		if o.Connectors > 0 {
+			return o.Connectors // 1: a hybrid conduit, one instance and webhook shards
+		}
+		return 2
 	}
 	return 1
 }

@@ -89,8 +89,9 @@ type Options struct {
 	// Transport is TransportWebSocket (default), TransportConduit or
 	// TransportServerless (modes.go); the last two need the fake Twitch.
 	Transport string
-	// Connectors is the number of connector instances in conduit mode (default and
-	// minimum 2); CONDUIT_SHARDS follows it (one WebSocket shard per instance).
+	// Connectors is the number of connector instances in conduit mode (default 2;
+	// 1 with WebhookShards is a hybrid conduit); CONDUIT_SHARDS follows it (one
+	// WebSocket shard per instance).
 	Connectors int
 	// WebhookShards is the number of webhook shards on the functions server's
 	// /EventSubWebhook: after the WebSocket shards in conduit mode (default 0), the

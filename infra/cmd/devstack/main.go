@@ -75,7 +75,7 @@ func parseFlags() (flags, error) {
 	flag.BoolVar(&f.verbose, "v", false, "also print every log line of the components")
 	flag.StringVar(&f.transport, "transport", stack.TransportWebSocket,
 		"EventSub transport: websocket (one connector), conduit (-connectors instances sharing a conduit) or serverless (no connector; EventSubReconcile on a timer)")
-	flag.IntVar(&f.connectors, "connectors", 2, "conduit mode: connector instances (one WebSocket shard each; at least 2)")
+	flag.IntVar(&f.connectors, "connectors", 2, "conduit mode: connector instances (one WebSocket shard each; 1 with -webhook-shards is a hybrid conduit)")
 	flag.IntVar(&f.webhookShards, "webhook-shards", 0, "webhook shards on the functions server's /EventSubWebhook (conduit: after the WebSocket shards; serverless: at least 1)")
 	flag.DurationVar(&f.reconcileEvery, "reconcile-every", 10*time.Second, "serverless mode: how often EventSubReconcile is ticked")
 	flag.Parse()
