@@ -128,9 +128,15 @@ twitchctl:
 
 ## run: the local pipeline; built first so that Ctrl-C ends it cleanly (go run exits 1).
 ## The echo is the first line a user sees, before the builds (seconds on a warm cache).
+## TRANSPORT=conduit (CONNECTORS=2 instances, WEBHOOK_SHARDS=0) or TRANSPORT=serverless
+## (no connector, WEBHOOK_SHARDS=1, EventSubReconcile ticked every 10 s).
+TRANSPORT      ?= websocket
+CONNECTORS     ?= 2
+WEBHOOK_SHARDS ?= 0
 run:
 	@echo "make run: building bin/twitchctl and bin/devstack, then starting the stack"
-	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl && $(GO) build -o bin/devstack ./infra/cmd/devstack && ./bin/devstack
+	@mkdir -p bin && $(GO) build -o bin/twitchctl ./infra/cmd/twitchctl && $(GO) build -o bin/devstack ./infra/cmd/devstack && \
+		./bin/devstack -transport=$(TRANSPORT) -connectors=$(CONNECTORS) -webhook-shards=$(WEBHOOK_SHARDS)
 
 terraform-check:
 	bash terraform/check.sh

@@ -285,13 +285,9 @@ variable "eventsub_extra_subscriptions" {
 # ---------------------------------------------------------------------------------------
 
 variable "connector_image" {
-  description = "Container image of the connector, e.g. us-central1-docker.pkg.dev/PROJECT/twitch-edge/connector:TAG (see README: build and push it first)."
+  description = "Container image of the connector, e.g. us-central1-docker.pkg.dev/PROJECT/twitch-edge/connector:TAG (see README: build and push it first). Required unless eventsub_transport is serverless (no connector)."
   type        = string
-
-  validation {
-    condition     = length(trimspace(var.connector_image)) > 0
-    error_message = "connector_image is required: build and push the connector image first (README, Deploy)."
-  }
+  default     = ""
 }
 
 variable "connector_instance_id" {
@@ -385,4 +381,78 @@ variable "whisper_recipients_warning" {
   description = "Alert when the bot may add fewer than this many new whisper recipients today (Twitch allows 40)."
   type        = number
   default     = 5
+}
+
+# ---------------------------------------------------------------------------------------
+# EventSub transport: WebSocket, conduit, serverless (README: "Conduit mode")
+# ---------------------------------------------------------------------------------------
+
+variable "eventsub_transport" {
+  description = <<-EOT
+    How EventSub reaches the edge. "websocket" (default): one connector instance holds one
+    EventSub WebSocket (one bot, a few channels). "conduit": EVENTSUB_TRANSPORT=conduit, the
+    connector runs conduit_min_instances+ instances sharing one conduit of conduit_shards
+    WebSocket shards (plus conduit_webhook_shards webhook shards on EventSubWebhook); a
+    restart or deploy loses nothing. "serverless": no connector at all; a conduit of
+    conduit_webhook_shards webhook shards, kept by EventSubReconcile on a Cloud Scheduler
+    tick (reconcile.tf).
+  EOT
+  type        = string
+  default     = "websocket"
+
+  validation {
+    condition     = contains(["websocket", "conduit", "serverless"], var.eventsub_transport)
+    error_message = "eventsub_transport must be websocket, conduit or serverless."
+  }
+}
+
+variable "conduit_shards" {
+  description = "CONDUIT_SHARDS (conduit mode): the conduit's WebSocket shards, one per connector instance; at most conduit_min_instances (the layout rule: one instance's death disables at most one shard)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.conduit_shards >= 1 && var.conduit_shards <= 20000 && floor(var.conduit_shards) == var.conduit_shards
+    error_message = "conduit_shards must be a whole number between 1 and 20000."
+  }
+}
+
+variable "conduit_webhook_shards" {
+  description = "CONDUIT_WEBHOOK_SHARDS: webhook shards pointed at EventSubWebhook's URL. Conduit mode: after the WebSocket shards, the second chance while connector instances are away (0: none). Serverless mode: the conduit's only shards (at least 1)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.conduit_webhook_shards >= 0 && var.conduit_webhook_shards <= 20000 && floor(var.conduit_webhook_shards) == var.conduit_webhook_shards
+    error_message = "conduit_webhook_shards must be a whole number between 0 and 20000."
+  }
+}
+
+variable "conduit_min_instances" {
+  description = "Conduit mode: the connector's minimum instance count (at least 2, so that a restart or deploy always leaves an instance serving; at least conduit_shards)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.conduit_min_instances >= 2
+    error_message = "conduit mode runs at least 2 connector instances."
+  }
+}
+
+variable "conduit_max_instances" {
+  description = "Conduit mode: the connector's maximum instance count (instances beyond conduit_shards stand by and take over a dead instance's shard)."
+  type        = number
+  default     = 4
+}
+
+variable "reconcile_schedule" {
+  description = "Serverless mode: Cloud Scheduler's cron schedule of EventSubReconcile's ticks (each runs one bounded round; a channel added to the channels collection takes effect within it)."
+  type        = string
+  default     = "* * * * *"
+}
+
+variable "reconcile_time_zone" {
+  description = "Serverless mode: the time zone of reconcile_schedule."
+  type        = string
+  default     = "Etc/UTC"
 }
