@@ -195,7 +195,11 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 	client := twitch.NewClient(twitch.Options{APIBaseURL: cfg.Twitch.APIBaseURL, AuthBaseURL: cfg.Twitch.AuthBaseURL,
 		ClientID: cfg.Twitch.ClientID, Tokens: tokens, Logger: log})
 	pub := bus.NewPublisher(h.ps, nil)
-	app, err := NewApp(ctx, cfg, Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log})
+	d := Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log}
+	if cfg.Transport == TransportConduit {
+		d.AppHelix = h.appHelix(cfg, log)
+	}
+	app, err := NewApp(ctx, cfg, d)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -53,6 +53,9 @@ type ShardLeases struct {
 	o    ShardLeasesOptions
 	mu   sync.Mutex
 	held map[string]*heldLease
+	// allTaken: the last round that looked for a shard found every one held (by this
+	// instance or a live lease of another); a standby is then where it should be.
+	allTaken bool
 }
 
 type heldLease struct {
@@ -130,6 +133,11 @@ func (m *ShardLeases) Round(ctx context.Context) error {
 	}
 	n := m.o.Shards()
 	var firstErr error
+	defer func() {
+		m.mu.Lock()
+		m.allTaken = firstErr == nil
+		m.mu.Unlock()
+	}()
 	for i := 0; i < n && len(m.Held()) < m.o.MaxHeld; i++ {
 		id := strconv.Itoa(i)
 		if m.holds(id) {
@@ -155,6 +163,15 @@ func (m *ShardLeases) Round(ctx context.Context) error {
 		m.o.OnGain(id, l)
 	}
 	return firstErr
+}
+
+// EveryShardHeld reports whether the last round that looked for a free shard found
+// none: every shard is held, by this instance or another. False before any round and
+// after a round whose claims failed (Firestore away: unknown).
+func (m *ShardLeases) EveryShardHeld() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.allTaken
 }
 
 // Fence renews shard id's lease and fails if this instance no longer holds it: a

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/bitbrat/twitch-edge/shared/bus"
+	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
+)
+
+// appHelix is Helix with an app token the fake issues (client credentials), kept
+// in the test's Firestore as the connector keeps it.
+func (h *harness) appHelix(cfg Config, log *slog.Logger) ConduitHelix {
+	h.t.Helper()
+	oauth := twitch.NewOAuth(twitch.OAuthOptions{BaseURL: h.tw.AuthBaseURL(), ClientID: h.tw.ClientID(), ClientSecret: h.tw.ClientSecret(), Logger: log})
+	apps, err := twitch.NewAppTokenProvider(twitch.AppTokenProviderOptions{Store: store.NewAppTokenStore(h.fs), OAuth: oauth, Holder: cfg.InstanceID, Logger: log})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return twitch.NewClient(twitch.Options{APIBaseURL: h.tw.APIBaseURL(), AuthBaseURL: h.tw.AuthBaseURL(), ClientID: h.tw.ClientID(),
+		AppTokens: apps, Logger: log})
+}
+
+const ingressTopic = "internal.ingress.v1"
+
+func conduitConfig(shards int) func(*Config) {
+	return func(c *Config) {
+		c.Transport, c.ConduitShards = TransportConduit, shards
+		c.Topics.Ingress = ingressTopic
+		c.ShardCheck = 500 * time.Millisecond
+		c.Twitch.EventSubWSURL = strings.TrimSuffix(c.Twitch.EventSubWSURL, "?keepalive_timeout_seconds=10")
+	}
+}
+
+// statusWatch collects the status events on the ingress topic.
+type statusWatch struct {
+	mu  sync.Mutex
+	evs []event.ConnectorStatus
+}
+
+func (w *statusWatch) find(match func(event.ConnectorStatus) bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.evs {
+		if match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func watchStatus(t *testing.T, h *harness) *statusWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := bus.EnsureTopics(ctx, h.ps, ingressTopic); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.EnsureSubscription(ctx, h.ps, bus.SubscriptionSpec{Name: "ingress-watch", Topic: ingressTopic}); err != nil {
+		t.Fatal(err)
+	}
+	w := &statusWatch{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.ps.Subscriber("ingress-watch").Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			if m.Attributes[event.AttrType] != event.TypeConnectorStatusChanged {
+				return
+			}
+			var e event.ConnectorStatus
+			if json.Unmarshal(m.Data, &e) == nil {
+				w.mu.Lock()
+				w.evs = append(w.evs, e)
+				w.mu.Unlock()
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func heldBy(a *runningApp) []string { return a.app.conduit.heldIDs() }
+
+// Conduit mode end to end in one process per instance: two instances share a
+// conduit of two shards (one each), notifications reach the raw topic once; a third
+// instance stands by (ready: every shard held); the first stops (SIGTERM) while a
+// stream runs and hands its shard to the standby without losing anything; a shard
+// Twitch disables is re-associated by its holder; each change is a status event on
+// internal.ingress.v1.
+func TestConduitModeSharesShardsAndHandsOver(t *testing.T) {
+	h := newHarness(t, twitchtest.Options{})
+	status := watchStatus(t, h)
+	a := h.start("a", conduitConfig(2))
+	b := h.start("b", conduitConfig(2))
+	h.waitReady(a, 60*time.Second)
+	h.waitReady(b, 60*time.Second)
+	h.waitFor("one shard each", 60*time.Second, func() bool { return len(heldBy(a)) == 1 && len(heldBy(b)) == 1 })
+	cid := a.app.conduit.currentConduit()
+	h.waitFor("the conduit's subscriptions", 60*time.Second, func() bool {
+		n := 0
+		for _, s := range h.tw.EnabledSubscriptions() {
+			if s.Transport.Method == "conduit" && s.Transport.ConduitID == cid {
+				n++
+			}
+		}
+		return n == 5 // 2 channels × 2 types + conduit.shard.disabled
+	})
+
+	want := map[string]bool{}
+	send := func(n, from int) {
+		for i := range n {
+			broadcaster := aliceID
+			if i%2 == 1 {
+				broadcaster = bobID
+			}
+			want[h.follow(broadcaster, fmt.Sprint(from+i))] = true
+		}
+	}
+	send(100, 10_000)
+
+	c := h.start("c", conduitConfig(2))
+	h.waitReady(c, 60*time.Second)
+	if ok, why := c.app.Ready(); !ok || !strings.Contains(why, "standby") {
+		t.Fatalf("third instance: ready=%v %q, want a ready standby", ok, why)
+	}
+
+	// SIGTERM of a during a stream: its shard goes to c, nothing is lost.
+	aShard := heldBy(a)[0]
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.stop() }()
+	send(200, 20_000)
+	wg.Wait()
+	h.waitFor("the standby holding the released shard", 60*time.Second, func() bool {
+		ids := heldBy(c)
+		return len(ids) == 1 && ids[0] == aShard
+	})
+	send(100, 30_000)
+	got := countByID(h.collect(len(want), 5*time.Second))
+	lost, dup := 0, 0
+	for id := range want {
+		switch got[id] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if lost > 0 || dup > 0 || len(h.tw.LostNotifications()) > 0 {
+		t.Fatalf("%d sent: %d lost, %d twice on the raw topic; the fake dropped %d", len(want), lost, dup, len(h.tw.LostNotifications()))
+	}
+
+	// Twitch disables b's shard: conduit.shard.disabled, then b PATCHes it again.
+	bShard := heldBy(b)[0]
+	if err := h.tw.DisableShard(cid, bShard, ""); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("b's shard re-associated", 60*time.Second, func() bool {
+		shards, err := h.tw.Shards(cid)
+		if err != nil {
+			return false
+		}
+		for _, s := range shards {
+			if s.ID == bShard {
+				return s.Status == twitchtest.ShardEnabled
+			}
+		}
+		return false
+	})
+	h.waitFor("status events: joined, shard up, shard disabled, reconcile, left", 60*time.Second, func() bool {
+		return status.find(func(e event.ConnectorStatus) bool { return e.Subject == "instance" && e.Reason == "instance joined" }) &&
+			status.find(func(e event.ConnectorStatus) bool {
+				return e.Subject == "shard" && e.CurrentState == event.StateConnected && e.Connector == "twitch"
+			}) &&
+			status.find(func(e event.ConnectorStatus) bool {
+				return e.Subject == "shard" && e.Shard == bShard && e.CurrentState == event.StateDisconnected
+			}) &&
+			status.find(func(e event.ConnectorStatus) bool { return e.Subject == "reconcile" && e.Details["created"] != nil }) &&
+			status.find(func(e event.ConnectorStatus) bool { return e.Subject == "instance" && e.Reason == "instance left" })
+	})
+}
+
+// Conduit mode's settings: the transport is one of two words, and conduit mode
+// needs the client secret.
+func TestReadConfigTransport(t *testing.T) {
+	for _, c := range []struct {
+		env     map[string]string
+		wantErr string
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"EVENTSUB_TRANSPORT": "conduit", "TWITCH_CLIENT_SECRET": "s", "CONDUIT_SHARDS": "3"}, ""},
+		{map[string]string{"EVENTSUB_TRANSPORT": "webhook"}, "EVENTSUB_TRANSPORT"},
+		{map[string]string{"EVENTSUB_TRANSPORT": "conduit"}, "TWITCH_CLIENT_SECRET"},
+		{map[string]string{"EVENTSUB_TRANSPORT": "conduit", "TWITCH_CLIENT_SECRET": "s", "CONDUIT_SHARDS": "0"}, "CONDUIT_SHARDS"},
+		{map[string]string{"CONDUIT_WEBHOOK_SHARDS": "1"}, "CONDUIT_WEBHOOK_SHARDS"},
+	} {
+		t.Run(fmt.Sprint(c.env), func(t *testing.T) {
+			env := map[string]string{"GOOGLE_CLOUD_PROJECT": "p", "TWITCH_CLIENT_ID": "c", "TWITCH_CHANNELS": "alice"}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			cfg, err := ReadConfig(config.Map(env))
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("error %v, want one naming %s", err, c.wantErr)
+			case c.wantErr == "" && c.env["CONDUIT_SHARDS"] == "3" && (cfg.Transport != TransportConduit || cfg.ConduitShards != 3):
+				t.Fatalf("config %+v", cfg)
+			}
+		})
+	}
+}
