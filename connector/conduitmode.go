@@ -112,7 +112,7 @@ func newConduitMode(a *App, api ConduitHelix, hooks WebhookShardKeeper, channelI
 			return []eventsub.Spec{{Type: typeShardDisabled, Version: "1",
 				Condition: map[string]string{"client_id": cfg.Twitch.ClientID, "conduit_id": id}}}
 		},
-		OnCreateFailed: m.createFailed, OnResult: m.reconciled, Logger: a.log,
+		OnCreateFailed: m.createFailed, OnResult: m.reconciled, Every: cfg.ReconcileEvery, Logger: a.log,
 	})
 	return m
 }

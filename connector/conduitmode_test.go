@@ -39,7 +39,7 @@ func conduitConfig(shards int) func(*Config) {
 	return func(c *Config) {
 		c.Transport, c.ConduitShards = TransportConduit, shards
 		c.Topics.Ingress = ingressTopic
-		c.ShardCheck = 500 * time.Millisecond
+		c.ShardCheck, c.ReconcileEvery = 500*time.Millisecond, time.Second
 		c.Twitch.EventSubWSURL = strings.TrimSuffix(c.Twitch.EventSubWSURL, "?keepalive_timeout_seconds=10")
 	}
 }
@@ -98,7 +98,8 @@ func heldBy(a *runningApp) []string { return a.app.conduit.heldIDs() }
 // instance stands by (ready: every shard held); the first stops (SIGTERM) while a
 // stream runs and hands its shard to the standby without losing anything; a shard
 // Twitch disables is re-associated by its holder; each change is a status event on
-// internal.ingress.v1.
+// internal.ingress.v1; a channel added to and removed from the Firestore channels
+// collection is subscribed and unsubscribed.
 func TestConduitModeSharesShardsAndHandsOver(t *testing.T) {
 	h := newHarness(t, twitchtest.Options{})
 	status := watchStatus(t, h)
@@ -180,6 +181,29 @@ func TestConduitModeSharesShardsAndHandsOver(t *testing.T) {
 		}
 		return false
 	})
+	// A channel added to the Firestore collection at runtime is subscribed, and
+	// subscribed no more once removed, each within a reconcile round.
+	h.tw.AddUser(twitchtest.User{ID: "103", Login: "carol"})
+	h.tw.AddModerator("103", botID)
+	chs := store.NewChannels(h.fs, nil)
+	carol := func() int {
+		n := 0
+		for _, s := range h.tw.EnabledSubscriptions() {
+			if s.Transport.ConduitID == cid && s.Condition["broadcaster_user_id"] == "103" {
+				n++
+			}
+		}
+		return n
+	}
+	if err := chs.Add(context.Background(), store.Channel{BroadcasterID: "103", Login: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("carol's two subscriptions", 60*time.Second, func() bool { return carol() == 2 })
+	if err := chs.Remove(context.Background(), "103"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("carol's subscriptions gone", 60*time.Second, func() bool { return carol() == 0 })
+
 	h.waitFor("status events: joined, shard up, shard disabled, reconcile, left", 60*time.Second, func() bool {
 		return status.find(func(e event.ConnectorStatus) bool { return e.Subject == "instance" && e.Reason == "instance joined" }) &&
 			status.find(func(e event.ConnectorStatus) bool {

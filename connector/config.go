@@ -49,6 +49,9 @@ type Config struct {
 	// Twitch and re-associates it if disabled (10 s; conduit.shard.disabled makes the
 	// holder look at once).
 	ShardCheck time.Duration
+	// ReconcileEvery is the conduit reconciler's round interval (30 s: a channel added
+	// to or removed from the Firestore channels collection takes effect within it).
+	ReconcileEvery time.Duration
 	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
 	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
 	PubSubEmulator, FirestoreEmulator string
@@ -98,7 +101,7 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
-	c.RevokedRetry, c.TokenCheck, c.ShardCheck = 30*time.Minute, time.Minute, 10*time.Second
+	c.RevokedRetry, c.TokenCheck, c.ShardCheck, c.ReconcileEvery = 30*time.Minute, time.Minute, 10*time.Second, 30*time.Second
 	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
 	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
 	c.Transport = r.String("EVENTSUB_TRANSPORT", TransportWebSocket)
