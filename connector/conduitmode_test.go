@@ -40,6 +40,9 @@ func conduitConfig(shards int) func(*Config) {
 		c.Transport, c.ConduitShards = TransportConduit, shards
 		c.Topics.Ingress = ingressTopic
 		c.ShardCheck, c.ReconcileEvery = 500*time.Millisecond, time.Second
+		// Room for the standby to claim the released shard (a round every TTL/3)
+		// before the handover window closes, on a loaded machine.
+		c.ShutdownGrace = 10 * time.Second
 		c.Twitch.EventSubWSURL = strings.TrimSuffix(c.Twitch.EventSubWSURL, "?keepalive_timeout_seconds=10")
 	}
 }
