@@ -56,7 +56,7 @@ type Deps struct {
 	// AppHelix is Helix with the app access token: required in conduit mode.
 	AppHelix ConduitHelix
 	// WebhookShards keeps the conduit's webhook shards (conduit mode with
-	// CONDUIT_WEBHOOK_SHARDS > 0); nil when this build has no keeper.
+	// CONDUIT_WEBHOOK_SHARDS > 0): conduit.KeepWebhookShards.
 	WebhookShards WebhookShardKeeper
 }
 
@@ -131,7 +131,7 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		case d.AppHelix == nil:
 			return nil, errors.New("conduit mode needs Helix with the app access token (TWITCH_CLIENT_SECRET)")
 		case cfg.ConduitWebhookShards > 0 && d.WebhookShards == nil:
-			return nil, errors.New("CONDUIT_WEBHOOK_SHARDS > 0 but this build keeps no webhook shards (conduit.KeepWebhookShards)")
+			return nil, errors.New("CONDUIT_WEBHOOK_SHARDS > 0 but no webhook-shard keeper was given (Deps.WebhookShards)")
 		}
 		a.conduit = newConduitMode(a, d.AppHelix, d.WebhookShards, ids)
 	}

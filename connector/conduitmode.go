@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,10 +393,7 @@ func (m *conduitMode) keepWebhookShards(conduitID string) {
 	if cfg.ConduitWebhookShards == 0 || m.hooks == nil || conduitID == "" {
 		return
 	}
-	ids := make([]string, cfg.ConduitWebhookShards)
-	for i := range ids {
-		ids[i] = strconv.Itoa(cfg.ConduitShards + i)
-	}
+	ids := conduit.WebhookShardIDs(cfg.ConduitShards, cfg.ConduitWebhookShards)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	changed, err := m.hooks(ctx, conduitID, ids)

@@ -12,6 +12,7 @@ import (
 
 	"cloud.google.com/go/firestore"
 
+	"github.com/bitbrat/twitch-edge/connector/conduit"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -78,8 +79,14 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 		Startup: s,
 	}
 	if cfg.Transport == TransportConduit {
-		if deps.AppHelix, err = appHelix(cfg, fs, tw, log); err != nil {
+		api, err := appHelix(cfg, fs, tw, log)
+		if err != nil {
 			return err
+		}
+		deps.AppHelix = api
+		deps.WebhookShards = func(ctx context.Context, conduitID string, ids []string) ([]string, error) {
+			return conduit.KeepWebhookShards(ctx, api, conduitID, conduit.WebhookShards{
+				IDs: ids, Callback: cfg.WebhookCallback, Secret: cfg.WebhookSecret.Reveal()})
 		}
 	}
 	app, err := NewApp(ctx, cfg, deps)

@@ -13,6 +13,7 @@ const (
 	Egress         Component = "egress"
 	Finalize       Component = "finalize"
 	Webhook        Component = "webhook"
+	Reconcile      Component = "reconcile"
 	LocalFunctions Component = "local functions"
 )
 
@@ -76,8 +77,6 @@ var Settings = []Setting{
 	{Name: "CONNECTOR_SHUTDOWN_GRACE", ReadBy: []Component{Connector}, Default: "`8s`", Local: Tuned},
 	{Name: "EVENTSUB_TRANSPORT", ReadBy: []Component{Connector}, Default: "`websocket`", Local: Tuned},
 	{Name: "CONDUIT_SHARDS", ReadBy: []Component{Connector}, Default: "`2`", Local: Tuned},
-	{Name: "CONDUIT_WEBHOOK_SHARDS", ReadBy: []Component{Connector}, Default: "`0`", Local: Tuned},
-	{Name: "EVENTSUB_WEBHOOK_CALLBACK_URL", ReadBy: []Component{Connector}, Default: "empty (required with webhook shards)", Local: Tuned},
 	{Name: "PORT", ReadBy: []Component{Connector, LocalFunctions}, Default: "`8080`"},
 	{Name: "HOST", ReadBy: []Component{Connector, LocalFunctions}, Default: "connector: every interface (Cloud Run needs it); local functions: `127.0.0.1`"},
 	{Name: "FUNCTION_TARGET", ReadBy: []Component{LocalFunctions}, Default: "empty (every function)"},
@@ -91,6 +90,8 @@ var Settings = []Setting{
 	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
 	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Connector, Webhook}, Default: "required (webhook)", Secret: true},
+	{Name: "CONDUIT_WEBHOOK_SHARDS", ReadBy: []Component{Connector, Reconcile}, Default: "`0`", Local: Tuned},
+	{Name: "EVENTSUB_WEBHOOK_CALLBACK_URL", ReadBy: []Component{Connector, Reconcile}, Default: "required with webhook shards"},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }
