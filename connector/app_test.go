@@ -16,6 +16,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/bitbrat/twitch-edge/connector/conduit"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
@@ -197,7 +198,11 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 	pub := bus.NewPublisher(h.ps, nil)
 	d := Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log}
 	if cfg.Transport == TransportConduit {
-		d.AppHelix = h.appHelix(cfg, log)
+		api := h.appHelix(cfg, log)
+		d.AppHelix = api
+		d.WebhookShards = func(ctx context.Context, conduitID string, ids []string) ([]string, error) {
+			return conduit.KeepWebhookShards(ctx, api, conduitID, conduit.WebhookShards{IDs: ids, Callback: cfg.WebhookCallback, Secret: cfg.WebhookSecret.Reveal()})
+		}
 	}
 	app, err := NewApp(ctx, cfg, d)
 	if err != nil {

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,15 +58,18 @@ type statusWatch struct {
 	evs []event.ConnectorStatus
 }
 
-func (w *statusWatch) find(match func(event.ConnectorStatus) bool) bool {
+func (w *statusWatch) find(match func(event.ConnectorStatus) bool) bool { return w.count(match) > 0 }
+
+func (w *statusWatch) count(match func(event.ConnectorStatus) bool) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	n := 0
 	for _, e := range w.evs {
 		if match(e) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func watchStatus(t *testing.T, h *harness) *statusWatch {
@@ -250,4 +258,77 @@ func TestReadConfigTransport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// webhookCallback is a loopback stand-in for the EventSubWebhook function: it
+// answers Twitch's callback verification as Twitch documents it (signature checked,
+// challenge echoed) and counts the notifications it is sent.
+type webhookCallback struct {
+	srv           *httptest.Server
+	notifications atomic.Int32
+}
+
+func newWebhookCallback(t *testing.T, secret string) *webhookCallback {
+	t.Helper()
+	c := &webhookCallback{}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		h := r.Header
+		want := twitchtest.WebhookSignature(secret, h.Get(twitchtest.HeaderMessageID), h.Get(twitchtest.HeaderMessageTimestamp), body)
+		if !hmac.Equal([]byte(want), []byte(h.Get(twitchtest.HeaderMessageSignature))) {
+			http.Error(w, "bad signature", http.StatusForbidden)
+			return
+		}
+		if h.Get(twitchtest.HeaderMessageType) != "webhook_callback_verification" {
+			c.notifications.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		var v struct {
+			Challenge string `json:"challenge"`
+		}
+		_ = json.Unmarshal(body, &v)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, v.Challenge)
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// With CONDUIT_WEBHOOK_SHARDS, the conduit gets a webhook shard after the WebSocket
+// one; the reconciler's lease holder associates it with the callback, and does so
+// again after Twitch disabled it (notification failures), with a status event.
+func TestConduitModeKeepsTheWebhookShard(t *testing.T) {
+	h := newHarness(t, twitchtest.Options{})
+	status := watchStatus(t, h)
+	const secret = "a-webhook-secret-of-some-length"
+	cb := newWebhookCallback(t, secret)
+	a := h.start("a", conduitConfig(1), func(c *Config) {
+		c.ConduitWebhookShards, c.WebhookCallback, c.WebhookSecret = 1, cb.srv.URL+"/EventSubWebhook", config.Secret(secret)
+	})
+	h.waitReady(a, 60*time.Second)
+	cid := a.app.conduit.currentConduit()
+	webhookShard := func() twitchtest.ShardInfo {
+		shards, _ := h.tw.Shards(cid)
+		for _, s := range shards {
+			if s.ID == "1" {
+				return s
+			}
+		}
+		return twitchtest.ShardInfo{}
+	}
+	enabledWebhook := func() bool {
+		s := webhookShard()
+		return s.Method == "webhook" && s.Status == twitchtest.ShardEnabled && s.Callback == cb.srv.URL+"/EventSubWebhook"
+	}
+	h.waitFor("the webhook shard enabled on the callback", 60*time.Second, enabledWebhook)
+	if err := h.tw.DisableShard(cid, "1", "notification_failures_exceeded"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the webhook shard re-associated", 60*time.Second, enabledWebhook)
+	h.waitFor("status events for the association and the re-association", 60*time.Second, func() bool {
+		return status.count(func(e event.ConnectorStatus) bool {
+			return e.Subject == "shard" && e.Shard == "1" && e.CurrentState == event.StateConnected
+		}) >= 2
+	})
 }
