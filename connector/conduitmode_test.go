@@ -332,3 +332,47 @@ func TestConduitModeKeepsTheWebhookShard(t *testing.T) {
 		}) >= 2
 	})
 }
+
+// A conduit Twitch deleted (every shard down for 72 h, or by hand) is created anew by
+// the reconciler's lease holder; every instance moves its shard onto it, the
+// subscriptions are created again, and notifications flow.
+func TestConduitModeRecreatesADeletedConduit(t *testing.T) {
+	h := newHarness(t, twitchtest.Options{})
+	a := h.start("a", conduitConfig(2))
+	b := h.start("b", conduitConfig(2))
+	h.waitReady(a, 60*time.Second)
+	h.waitReady(b, 60*time.Second)
+	old := a.app.conduit.currentConduit()
+	if err := a.app.conduit.api.(*twitch.Client).DeleteConduit(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	var cid string
+	h.waitFor("both instances on a new conduit", 90*time.Second, func() bool {
+		cid = a.app.conduit.currentConduit()
+		return cid != old && b.app.conduit.currentConduit() == cid
+	})
+	h.waitFor("the new conduit's shards enabled and its subscriptions created", 90*time.Second, func() bool {
+		shards, err := h.tw.Shards(cid)
+		if err != nil {
+			return false
+		}
+		for _, s := range shards {
+			if s.Status != twitchtest.ShardEnabled {
+				return false
+			}
+		}
+		n := 0
+		for _, s := range h.tw.EnabledSubscriptions() {
+			if s.Transport.ConduitID == cid {
+				n++
+			}
+		}
+		return len(shards) == 2 && n == 5
+	})
+	h.waitReady(a, 60*time.Second)
+	h.waitReady(b, 60*time.Second)
+	id := h.follow(aliceID, "4242")
+	if got := countByID(h.collect(1, 5*time.Second)); got[id] != 1 {
+		t.Fatalf("notification after the recreation on the raw topic %d times", got[id])
+	}
+}
