@@ -80,7 +80,11 @@ func (l *eventLog) ingress(m bus.Received) {
 	if m.Attributes[event.AttrType] == event.TypeConnectorStatusChanged {
 		var st event.ConnectorStatus
 		_ = json.Unmarshal(m.Data, &st)
-		l.p.line("status", "%s %s %s -> %s %s (%s)", st.InstanceID, st.Subject+st.Shard, st.PreviousState, st.CurrentState, st.Reason, l.st.Topics.Ingress)
+		what := st.Subject
+		if st.Shard != "" {
+			what += " " + st.Shard
+		}
+		l.p.line("status", "%s %s %s -> %s: %s (%s)", st.InstanceID, what, st.PreviousState, st.CurrentState, st.Reason, l.st.Topics.Ingress)
 		return
 	}
 	e, err := event.Decode(m.Data)
