@@ -29,6 +29,11 @@ type ConduitHelix interface {
 // webhook callback (conduit.KeepWebhookShards) and returns the ids it re-associated.
 type WebhookShardKeeper func(ctx context.Context, conduitID string, ids []string) (changed []string, err error)
 
+// standbyClaimEvery is how often an instance holding no shard looks for a free one:
+// well within the SIGTERM hand-over window, so that a deploy's new instance claims
+// the released shard while the old one still reads its socket.
+const standbyClaimEvery = time.Second
+
 // conduitName is the conduit's Firestore record (conduits/twitch).
 const conduitName = "twitch"
 
@@ -97,7 +102,7 @@ func newConduitMode(a *App, api ConduitHelix, hooks WebhookShardKeeper, channelI
 	m.cs = cs
 	m.leases = conduit.NewShardLeases(conduit.ShardLeasesOptions{
 		Store: cs, Owner: cfg.InstanceID, TTL: cfg.LeaseTTL, Shards: func() int { return cfg.ConduitShards },
-		OnGain: m.gain, OnLose: m.lose, Logger: a.log,
+		OnGain: m.gain, OnLose: m.lose, ClaimEvery: standbyClaimEvery, Logger: a.log,
 	})
 	types := append([]eventsub.TypeVersion{
 		{Type: twitch.TypeChannelFollow, Version: twitch.VersionChannelFollow},

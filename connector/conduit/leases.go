@@ -43,6 +43,10 @@ type ShardLeasesOptions struct {
 	// OnLose is called when a held lease is lost, overdue or released: stop the
 	// holder at once (another instance may hold the shard soon).
 	OnLose func(shardID, reason string)
+	// ClaimEvery is how often an instance below MaxHeld looks for a free shard
+	// between rounds: a standby must claim a shard released at SIGTERM while the old
+	// holder still reads its socket (the hand-over). Default TTL/3 (no extra looks).
+	ClaimEvery time.Duration
 	// Now is the clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -108,8 +112,21 @@ func (m *ShardLeases) Held() []string {
 func (m *ShardLeases) Run(ctx context.Context) error {
 	t := time.NewTicker(m.o.TTL / 3)
 	defer t.Stop()
+	claimEvery := m.o.ClaimEvery
+	if claimEvery <= 0 || claimEvery > m.o.TTL/3 {
+		claimEvery = m.o.TTL / 3
+	}
+	c := time.NewTicker(claimEvery)
+	defer c.Stop()
+	round := true
 	for {
-		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if round {
+			err = m.Round(ctx)
+		} else if len(m.Held()) < m.o.MaxHeld {
+			err = m.claim(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
 			m.o.Logger.Warn("shard lease round failed; retrying next round", "error", err, "held", m.Held())
 		}
 		select {
@@ -117,6 +134,9 @@ func (m *ShardLeases) Run(ctx context.Context) error {
 			m.ReleaseAll(context.WithoutCancel(ctx))
 			return nil
 		case <-t.C:
+			round = true
+		case <-c.C:
+			round = false
 		}
 	}
 }
@@ -128,6 +148,11 @@ func (m *ShardLeases) Round(ctx context.Context) error {
 	for _, id := range m.Held() {
 		_ = m.renew(ctx, id)
 	}
+	return m.claim(ctx)
+}
+
+// claim takes free or expired shards up to MaxHeld.
+func (m *ShardLeases) claim(ctx context.Context) error {
 	if len(m.Held()) >= m.o.MaxHeld {
 		return nil
 	}
