@@ -360,6 +360,9 @@ func TestConduitModeLosesNothing(t *testing.T) {
 	}
 	cancel2()
 	<-done2
+	logs := f.logs.String()
+	t.Logf("rolling restart: %d shards handed over to a standby before the old socket closed, %d closed without a taker",
+		strings.Count(logs, "conduit shard handed over; holder done"), strings.Count(logs, "shard not handed over within the grace"))
 	sent2, _ := s2.snapshot()
 	f.settle(sent2)
 	once, missing, repeated = f.onIngress(sent2)
