@@ -18,13 +18,14 @@ import (
 	"github.com/bitbrat/twitch-edge/connector/relay"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
 // CodeUnknownChannel: a TWITCH_CHANNELS login Twitch does not know.
 const CodeUnknownChannel = "UNKNOWN_CHANNEL"
 
-// preloadTimeout bounds reading the recently forwarded ids at take-over.
+// preloadTimeout bounds reading the revoked subscriptions at take-over.
 const preloadTimeout = 5 * time.Second
 
 // leaseKey is the claim that makes one connector instance the session holder.
@@ -58,6 +59,8 @@ type Deps struct {
 	// WebhookShards keeps the conduit's webhook shards (conduit mode with
 	// CONDUIT_WEBHOOK_SHARDS > 0): conduit.KeepWebhookShards.
 	WebhookShards WebhookShardKeeper
+	// Telemetry receives the metrics and serves /metrics (nil: recorded, not exported).
+	Telemetry *telemetry.Telemetry
 }
 
 // App is the connector: lease, EventSub session, relay, health endpoints.
@@ -70,7 +73,6 @@ type App struct {
 	ms     *eventsub.Metrics
 	window *eventsub.Window
 	relay  *relay.Relay
-	ledger *store.ForwardedLedger
 	state  *store.ConnectorState
 	lease  Lease
 	specs  []eventsub.Spec
@@ -116,13 +118,12 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		cfg: cfg, deps: d, log: d.Log, reg: reg,
 		ms:     eventsub.NewMetrics(reg),
 		window: eventsub.NewWindow(200_000),
-		ledger: store.NewForwardedLedger(d.Firestore, 24*time.Hour, d.Log),
 		state:  store.NewConnectorState(d.Firestore, "eventsub", cfg.InstanceID, nil),
 		lease:  store.NewClaims(d.Firestore, store.CollectionConnector, 7*24*time.Hour, nil),
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
-	a.relay = relay.New(d.Publisher, relay.Options{
-		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Recorder: a.ledger, Log: d.Log,
+	a.relay = relay.New(metrics.CountIngress(d.Publisher, reg), relay.Options{
+		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Log: d.Log,
 		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
 	a.status = newStatusEvents(d.Publisher, cfg.Topics.Ingress, cfg.InstanceID, reg, d.Log)
@@ -136,6 +137,9 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		a.conduit = newConduitMode(a, d.AppHelix, d.WebhookShards, ids)
 	}
 	a.handler = a.Handler()
+	if err := a.observe(); err != nil {
+		return nil, err
+	}
 	a.log.Info("connector: configured", "transport", cfg.Transport, "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
 		"subscriptions", len(a.specs), "topic", cfg.Topics.Raw, "instance", cfg.InstanceID)
 	return a, nil
@@ -189,10 +193,7 @@ func (a *App) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, why)
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		a.reg.Write(w)
-	})
+	mux.Handle("GET /metrics", metricsHandler(a.deps.Telemetry))
 	return mux
 }
 
@@ -281,12 +282,11 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Renewal runs from the moment the lease is held: the preload below may be slow
-	// (or Firestore may hang), and fencing must not wait for it.
+	// Renewal runs from the moment the lease is held: the start-up reads below may be
+	// slow (or Firestore may hang), and fencing must not wait for it.
 	renewed := make(chan struct{})
 	go func() { defer close(renewed); a.renewLease(sctx, cancel, acquired) }()
 	defer func() { cancel(); <-renewed }()
-	a.preloadWindow(sctx)
 	if sctx.Err() != nil {
 		return
 	}
@@ -311,30 +311,10 @@ func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 	_ = s.Run(sctx)
 }
 
-// preloadWindow remembers the ids forwarded in the last ten minutes (by this or a
-// previous instance), so a restart does not forward a redelivery again.
-func (a *App) preloadWindow(ctx context.Context) {
-	// Bounded: without the preload a restart may forward a redelivery once more, which
-	// Normalize's ledger catches; without a session, Twitch's traffic is lost.
-	ctx, cancel := context.WithTimeout(ctx, preloadTimeout)
-	defer cancel()
-	ids, ats, err := a.ledger.Recent(ctx, time.Now().Add(-eventsub.MaxMessageAge))
-	if err != nil {
-		a.log.Warn("connector: could not load recently forwarded ids", "error", err.Error())
-		return
-	}
-	for i, id := range ids {
-		a.window.Remember(id, ats[i])
-	}
-	if len(ids) > 0 {
-		a.log.Info("connector: remembered recently forwarded notifications", "count", len(ids))
-	}
-}
-
 // shutdown runs after the session has stopped reading, against one deadline. The
 // relay goes first and gets most of it: what it publishes is what Twitch will not send
 // again. Then the lease is released (a standby takes over at once rather than at the
-// lease's expiry), and the ledger gets what is left.
+// lease's expiry).
 func (a *App) shutdown(deadline time.Time) {
 	rctx, rcancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve))
 	if err := a.relay.Close(rctx); err != nil {
@@ -349,15 +329,12 @@ func (a *App) shutdown(deadline time.Time) {
 		a.log.Warn("connector: release lease", "host", firestoreHost(a.cfg), "error", err.Error())
 	}
 	lcancel()
-	dctx, dcancel := context.WithDeadline(context.Background(), deadline)
-	a.ledger.Close(dctx)
-	dcancel()
 	a.log.Info("connector: stopped", "published", a.relay.Published(),
 		"overDeadline", max(0, time.Since(deadline)).Round(time.Millisecond).String())
 }
 
-// shutdownReserve is the part of the shutdown grace kept for the lease release and the
-// ledger after the relay's flush.
+// shutdownReserve is the part of the shutdown grace kept for the lease release after
+// the relay's flush.
 const shutdownReserve = 1500 * time.Millisecond
 
 // stateAdapter records session state in Firestore.

@@ -22,6 +22,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
@@ -196,7 +197,11 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 	client := twitch.NewClient(twitch.Options{APIBaseURL: cfg.Twitch.APIBaseURL, AuthBaseURL: cfg.Twitch.AuthBaseURL,
 		ClientID: cfg.Twitch.ClientID, Tokens: tokens, Logger: log})
 	pub := bus.NewPublisher(h.ps, nil)
-	d := Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Service: "connector", Instance: id, Prometheus: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d := Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log, Telemetry: tel}
 	if cfg.Transport == TransportConduit {
 		api := h.appHelix(cfg, log)
 		d.AppHelix = api
@@ -247,18 +252,6 @@ func (h *harness) collect(n int, quiet time.Duration) []bus.Received {
 		h.t.Fatal(err)
 	}
 	return got
-}
-
-// expectNone asserts that nothing arrives on the raw topic within d.
-func (h *harness) expectNone(d time.Duration, why string) {
-	h.t.Helper()
-	got, err := bus.Collect(context.Background(), h.ps, "raw-watch", 1, d)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if len(got) != 0 {
-		h.t.Fatalf("%s: got %d notifications, want none", why, len(got))
-	}
 }
 
 func (h *harness) follow(broadcaster, follower string) string {

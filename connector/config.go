@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 )
 
 // Config is the connector's configuration, read once from the environment.
@@ -69,6 +70,8 @@ type Config struct {
 	// their secret is TWITCH_EVENTSUB_WEBHOOK_SECRET.
 	WebhookCallback string
 	WebhookSecret   config.Secret
+	// Telemetry says where metrics and traces go (OTEL_*); /metrics is always served.
+	Telemetry telemetry.Config
 }
 
 // The EVENTSUB_TRANSPORT values.
@@ -125,6 +128,8 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	if err := checkChannels(c.Twitch.Channels); err != nil {
 		r.Invalid("TWITCH_CHANNELS", err)
 	}
+	c.Telemetry = telemetry.ReadConfig(r, c.Common.Project, "connector", c.InstanceID)
+	c.Telemetry.Prometheus = true
 	return c, r.Err()
 }
 

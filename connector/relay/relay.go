@@ -28,12 +28,6 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error)
 }
 
-// Recorder remembers forwarded message ids across restarts (the Firestore ledger).
-// It is called after each publish is acknowledged and must not block for long.
-type Recorder interface {
-	Forwarded(messageID string, at time.Time)
-}
-
 // Options configure a Relay.
 type Options struct {
 	Topic string
@@ -48,7 +42,6 @@ type Options struct {
 	// DeadLetterTopic receives what Pub/Sub refuses for good on Topic, with the
 	// reason; empty: such a notification is logged and dropped.
 	DeadLetterTopic string
-	Recorder        Recorder
 	// MaxBytes bounds the frames held in memory for publishing (default 64 MiB);
 	// past it frames go to Spill. Only with a Spill is the budget in bytes; without
 	// one Forward waits when Buffer frames are queued, as before.
@@ -275,9 +268,6 @@ func (r *Relay) publish(it item) {
 	case err == nil:
 		r.published.Inc()
 		r.latency.Observe(r.o.Now().Sub(f.Received))
-		if r.o.Recorder != nil {
-			r.o.Recorder.Forwarded(f.MessageID, f.MessageTimestamp)
-		}
 		if it.spillID != "" {
 			r.sp.replayed(it.spillID)
 		}

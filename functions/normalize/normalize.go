@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -127,10 +128,10 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error)
 }
 
-// Ledger makes publishing happen once per notification (store.Claims).
+// Ledger makes publishing happen once per notification (store.Claims): Begin is one
+// write and no read for a message seen the first time.
 type Ledger interface {
-	Acquire(ctx context.Context, key, owner string, lease time.Duration) (store.Claim, error)
-	Complete(ctx context.Context, key, owner, result string) error
+	Begin(ctx context.Context, key, owner, origin string, lease time.Duration) (store.Claim, error)
 	Release(ctx context.Context, key, owner string) error
 }
 
@@ -164,6 +165,9 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	if err != nil {
 		return err
 	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		e.TraceID = sc.TraceID().String() // the W3C trace the delivery continues (o20)
+	}
 	ctx = logging.WithCorrelationID(ctx, e.CorrelationID)
 	// e.MarshalJSON, not json.Marshal(e): the latter re-validates and compacts the
 	// whole output once more (40 % of the encoding time).
@@ -175,14 +179,20 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	// One owner per attempt: a claim's owner may re-acquire it, and two deliveries of
 	// the same message can run at once in one instance.
 	owner := s.Owner + "/" + uuid.NewString()
-	claim, err := s.Ledger.Acquire(ctx, key, owner, s.Lease)
+	// The claim is the record: no Complete after the publish (a second write per
+	// event). A duplicate from another raw message (Twitch's redelivery forwarded
+	// again, the webhook and a socket both) finds it Taken; a redelivery of this raw
+	// message finds it Held while the lease runs, and takes it over after (the
+	// earlier attempt did not ack: it failed or died).
+	claim, err := s.Ledger.Begin(ctx, key, owner, m.ID, s.Lease)
 	if err != nil {
 		return err
 	}
 	switch claim.State {
-	case store.Completed:
-		s.Log.InfoContext(ctx, "normalize: duplicate notification, already published",
-			"eventsubMessageId", e.ExternalEvent.ID, "kind", e.ExternalEvent.Kind, "ingressMessageId", claim.Result)
+	case store.Completed, store.Taken:
+		s.Log.InfoContext(ctx, "normalize: duplicate notification, already claimed",
+			"eventsubMessageId", e.ExternalEvent.ID, "kind", e.ExternalEvent.Kind, "claim", claim.State.String(),
+			"ingressMessageId", claim.Result, "rawMessageId", m.ID)
 		return nil
 	case store.Held:
 		return fault.New(fault.Transient, store.CodeInProgress, "notification %s is being published by %s until %s",
@@ -194,12 +204,6 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 			s.Log.WarnContext(ctx, "normalize: release claim after failed publish", "error", rerr.Error())
 		}
 		return err
-	}
-	if err := s.Ledger.Complete(ctx, key, owner, id); err != nil {
-		// Published but not recorded: a redelivery after the lease would publish again
-		// with the same correlation id, which consumers dedupe. Ack now rather than
-		// retry into that.
-		s.Log.WarnContext(ctx, "normalize: published but could not record it", "error", err.Error())
 	}
 	s.Log.InfoContext(ctx, "normalize: event published", "kind", e.ExternalEvent.Kind,
 		"channel", e.Channel, "eventsubMessageId", e.ExternalEvent.ID, "ingressMessageId", id, "topic", s.IngressTopic)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/infra/collect"
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
+	"github.com/bitbrat/twitch-edge/infra/load/opcount"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
@@ -39,6 +40,10 @@ type Options struct {
 	// Rates are the notification rates per second, run in order. Default 500,
 	// 1000, 2000, 5000.
 	Rates []int
+	// Rounds runs the whole list of rates this many times (default 1); the report
+	// gives every step and the median per rate (the machine is shared: medians
+	// of interleaved rounds say more than one run).
+	Rounds int
 	// Duration of each rate. Default 60 s.
 	Duration time.Duration
 	// Drain bounds the wait, after a step's last notification, for nothing more to
@@ -61,7 +66,9 @@ type Options struct {
 
 // Step is the result of one rate.
 type Step struct {
-	Rate     int
+	Rate int
+	// Round is which pass over the rates (from 1).
+	Round    int
 	Duration time.Duration
 	// Sent is how many notifications the fake Twitch wrote; SendTime how long that
 	// took (longer than Duration when the socket could not take the rate).
@@ -86,8 +93,11 @@ type Step struct {
 	CPU float64
 	// PubSubCPU and FirestoreCPU are the emulators' CPU time during the step (0
 	// when a process could not be found): on 2 cores they compete with the
-	// connector. Firestore takes the connector's forwarded-id ledger writes.
+	// connector.
 	PubSubCPU, FirestoreCPU float64
+	// Firestore and PubSub are what the connector asked of each during the step,
+	// counted by a gRPC proxy in front of the emulator (infra/load/opcount).
+	Firestore, PubSub opcount.Counts
 	// BufferFull counts the relay's waits on a full buffer; Reconnects the
 	// connector's reconnects (any reason) during the step.
 	BufferFull, Reconnects float64
@@ -134,6 +144,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if o.Duration <= 0 {
 		o.Duration = 60 * time.Second
 	}
+	if o.Rounds <= 0 {
+		o.Rounds = 1
+	}
 	if o.Drain <= 0 {
 		o.Drain = 30 * time.Second
 	}
@@ -177,6 +190,16 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	defer stopEmus()
 	logf("emulators: pubsub %s, firestore %s", emus[emulators.PubSub], emus[emulators.Firestore])
 
+	// The connector reaches each emulator through a counting proxy; the harness's
+	// own pulls go direct and are not counted.
+	var px [2]*opcount.Proxy
+	for i, k := range []emulators.Kind{emulators.PubSub, emulators.Firestore} {
+		if px[i], err = opcount.Start(emus[k]); err != nil {
+			return nil, err
+		}
+		defer px[i].Close()
+	}
+
 	project := fmt.Sprintf("load-%d", time.Now().Unix())
 	ps, err := bus.NewClient(ctx, project, bus.WithEmulator(emus[emulators.PubSub]))
 	if err != nil {
@@ -204,7 +227,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	}
 	connURL := "http://127.0.0.1:" + strconv.Itoa(port)
 	vars := map[string]string{
-		"PUBSUB_EMULATOR_HOST": emus[emulators.PubSub], "FIRESTORE_EMULATOR_HOST": emus[emulators.Firestore],
+		"PUBSUB_EMULATOR_HOST": px[0].Addr, "FIRESTORE_EMULATOR_HOST": px[1].Addr,
 		"GOOGLE_CLOUD_PROJECT": project, "PORT": strconv.Itoa(port), "CONNECTOR_INSTANCE_ID": "load-connector",
 		"TWITCH_CLIENT_ID": tw.ClientID(), "TWITCH_BOT_USER_ID": faketwitch.BotID, "TWITCH_BOT_ACCESS_TOKEN": fake.BotToken().AccessToken,
 		"TWITCH_CHANNELS": broadcasterID, "TWITCH_API_BASE_URL": tw.APIBaseURL(), "TWITCH_AUTH_BASE_URL": tw.AuthBaseURL(),
@@ -244,21 +267,25 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("follow event: %w", err)
 	}
-	for i, rate := range o.Rates {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		st, err := runStep(ctx, i, rate, o, tw, json.RawMessage(evt), conn, emuPIDs, connURL, hc, col, logf)
-		if err != nil {
-			return rep, fmt.Errorf("rate %d/s: %w", rate, err)
-		}
-		rep.Steps = append(rep.Steps, st)
-		logf("rate %d/s: sent %d in %s, delivered %d, duplicates %d, e2e p50 %s p99 %s, connector p50 %s p99 %s, RSS peak %.1f MB, CPU %.1f s",
-			rate, st.Sent, st.SendTime.Round(time.Millisecond), st.Delivered, st.Duplicates, ms(st.E2EP50), ms(st.E2EP99),
-			ms(st.ConnP50), ms(st.ConnP99), mb(st.RSSPeak), st.CPU)
-		select { // let the machine settle between steps
-		case <-ctx.Done():
-		case <-time.After(3 * time.Second):
+	for round := range o.Rounds {
+		for i, rate := range o.Rates {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			// The step number is in the message ids: unique across rounds.
+			st, err := runStep(ctx, round*len(o.Rates)+i, rate, o, tw, json.RawMessage(evt), conn, emuPIDs, px, connURL, hc, col, logf)
+			if err != nil {
+				return rep, fmt.Errorf("rate %d/s: %w", rate, err)
+			}
+			st.Round = round + 1
+			rep.Steps = append(rep.Steps, st)
+			logf("round %d, rate %d/s: sent %d in %s, delivered %d, duplicates %d, e2e p50 %s p99 %s, connector p50 %s p99 %s, RSS peak %.1f MB, CPU %.1f s (%.1f µs per notification); firestore %s; pubsub %s",
+				round+1, rate, st.Sent, st.SendTime.Round(time.Millisecond), st.Delivered, st.Duplicates, ms(st.E2EP50), ms(st.E2EP99),
+				ms(st.ConnP50), ms(st.ConnP99), mb(st.RSSPeak), st.CPU, st.CPUPerNotification(), st.Firestore, st.PubSub)
+			select { // let the machine settle between steps
+			case <-ctx.Done():
+			case <-time.After(3 * time.Second):
+			}
 		}
 	}
 	conn.Stop(syscall.SIGTERM, 15*time.Second)

@@ -61,8 +61,9 @@ func TestReportRendersTableAndWellFormedSVG(t *testing.T) {
 	r.Startup = &Startup{Runs: 1, Listen: 15 * time.Millisecond, First: 50 * time.Millisecond,
 		ListenAll: []time.Duration{15 * time.Millisecond}, FirstAll: []time.Duration{50 * time.Millisecond}}
 	md := r.Markdown("go run ./infra/cmd/load")
-	for _, want := range []string{"| 2000 | 20000 | 20000 |", "RSS at 2,000/s 80.0 MB (target ≤ 40 MB: missed)",
-		"p99 at 1,000/s e2e 40.0 ms / connector 25.0 ms (target ≤ 50 ms: met)", "to first Normalize served (target ≤ 200 ms: met)"} {
+	for _, want := range []string{"| 2000 | 0 | 20000 | 20000 |", "RSS at 5,000/s 90.0 MB (target ≤ 45 MB: missed)",
+		"at 1,000/s CPU 200.0 µs per notification (target ≤ 15 µs: missed), RSS 70.0 MB (≤ 35 MB: missed), p99 e2e 40.0 ms / connector 25.0 ms (≤ 20 ms: missed)",
+		"to first Normalize served (target ≤ 100 ms: met)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
@@ -79,5 +80,28 @@ func TestReportRendersTableAndWellFormedSVG(t *testing.T) {
 		if err != nil {
 			t.Fatalf("SVG is not well-formed XML: %v", err)
 		}
+	}
+}
+
+func TestMediansPerRateAcrossRounds(t *testing.T) {
+	step := func(rate, round int, cpu float64, rss int64) Step {
+		return Step{Rate: rate, Round: round, Sent: 1000, Delivered: 1000, CPU: cpu, RSSPeak: rss, LoadBefore: "1.50 1.00 0.50"}
+	}
+	r := &Report{Steps: []Step{
+		step(1000, 1, 0.030, 30<<20), step(5000, 1, 0.010, 40<<20),
+		step(1000, 2, 0.010, 32<<20), step(5000, 2, 0.020, 44<<20),
+		step(1000, 3, 0.020, 31<<20), step(5000, 3, 0.015, 41<<20),
+	}}
+	r.Steps[0].Firestore.Writes = 4
+	ms := r.Medians()
+	if len(ms) != 2 || ms[0].Rate != 1000 || ms[1].Rate != 5000 {
+		t.Fatalf("medians %+v", ms)
+	}
+	m := ms[0]
+	if m.Runs != 3 || m.CPUPerNotification != 20 || m.CPUMin != 10 || m.CPUMax != 30 || m.RSSPeak != 31<<20 || !m.OK || m.Writes != 0 {
+		t.Errorf("1000/s: %+v", m)
+	}
+	if got := r.Markdown(""); !strings.Contains(got, "Medians of 3 rounds") || !strings.Contains(got, "| 1000 | 3 | 20.0 (10.0–30.0) | 31.0 MB |") {
+		t.Errorf("markdown:\n%s", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bitbrat/twitch-edge/infra/collect"
+	"github.com/bitbrat/twitch-edge/infra/load/opcount"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
@@ -16,7 +17,7 @@ import (
 // runStep streams rate notifications a second for o.Duration, waits for them on the
 // raw topic and measures the connector (metrics, CPU, memory) and the emulators.
 func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Server, evt json.RawMessage, conn *stack.Process,
-	emuPIDs [2]int, connURL string, hc *http.Client, col *collect.Notifications, logf func(string, ...any)) (Step, error) {
+	emuPIDs [2]int, px [2]*opcount.Proxy, connURL string, hc *http.Client, col *collect.Notifications, logf func(string, ...any)) (Step, error) {
 	st := Step{Rate: rate, Duration: o.Duration, LoadBefore: LoadAverage()}
 	pid := conn.PID()
 	before, err := Scrape(ctx, hc, connURL+"/metrics")
@@ -33,6 +34,7 @@ func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Serv
 			emu0[i], _ = CPUSeconds(p)
 		}
 	}
+	ops0 := [2]opcount.Counts{px[0].Counts(), px[1].Counts()}
 	if err := ResetPeak(pid); err != nil {
 		logf("%v (peak from samples only)", err)
 	}
@@ -126,6 +128,7 @@ func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Serv
 	}
 	st.PubSubCPU, st.FirestoreCPU = emu1[0]-emu0[0], emu1[1]-emu0[1]
 	st.LoadAfter = LoadAverage()
+	st.PubSub, st.Firestore = px[0].Counts().Sub(ops0[0]), px[1].Counts().Sub(ops0[1])
 
 	c := col.Counts(step)
 	st.Delivered, st.Duplicates, st.Redeliveries = c.Distinct, c.Duplicates, c.Redeliveries
@@ -136,4 +139,21 @@ func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Serv
 	st.BufferFull = after.Get("relay_buffer_full_total") - before.Get("relay_buffer_full_total")
 	st.Reconnects = after.Sum("eventsub_reconnects_total") - before.Sum("eventsub_reconnects_total")
 	return st, nil
+}
+
+// CPUPerNotification is the connector's whole-process CPU time per notification
+// sent, in microseconds.
+func (s Step) CPUPerNotification() float64 {
+	if s.Sent == 0 {
+		return 0
+	}
+	return s.CPU * 1e6 / float64(s.Sent)
+}
+
+// PerEvent is n per notification sent.
+func (s Step) PerEvent(n int64) float64 {
+	if s.Sent == 0 {
+		return 0
+	}
+	return float64(n) / float64(s.Sent)
 }

@@ -46,6 +46,9 @@ const (
 	Completed
 	// Held: another worker holds an unexpired lease; try again after LeaseUntil.
 	Held
+	// Taken (Begin only): another delivery of the same message, from another origin,
+	// holds the claim; it acts, or its own redelivery does. The caller does nothing.
+	Taken
 )
 
 func (s ClaimState) String() string {
@@ -56,6 +59,8 @@ func (s ClaimState) String() string {
 		return "completed"
 	case Held:
 		return "held"
+	case Taken:
+		return "taken"
 	}
 	return "unknown"
 }
@@ -82,6 +87,7 @@ type claimDoc struct {
 	Attempts   int64     `firestore:"attempts"`
 	Result     string    `firestore:"result,omitempty"`
 	Sending    bool      `firestore:"sending,omitempty"`
+	Origin     string    `firestore:"origin,omitempty"`
 	CreatedAt  time.Time `firestore:"createdAt"`
 	UpdatedAt  time.Time `firestore:"updatedAt"`
 	ExpireAt   time.Time `firestore:"expireAt"`
@@ -137,6 +143,70 @@ func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Dura
 		return Claim{}, classify(err, "acquire claim %s/%s", c.collection, key)
 	}
 	return out, nil
+}
+
+// Begin claims key in one write and no read when the key is new (the happy path): a
+// create that fails if the document exists. It is for an action whose done-ness the
+// claim itself stands for, with no Complete: Normalize's publish. origin names the
+// delivery the claim is for (the Pub/Sub message id of the raw frame).
+//
+// When the key is claimed already, Begin reads the claim (the only read) and says:
+//   - Completed: completed (by Complete, as Acquire's callers do);
+//   - Taken: claimed for another origin. That delivery acts, or, if its worker died,
+//     its own redelivery does; the caller drops its duplicate;
+//   - Held: claimed for this origin by a worker whose lease holds (a concurrent or
+//     early redelivery of the same message): retry after LeaseUntil;
+//   - Acquired (Attempts > 1): claimed for this origin and the lease ran out, so the
+//     earlier worker died or failed without Release; the claim is taken over with a
+//     write conditioned on the claim being unchanged, so two take-overs cannot both
+//     win. Its action may have happened: at least once, with the same key.
+//
+// An empty origin, or a claim without one (written by Acquire), counts as this origin.
+func (c *Claims) Begin(ctx context.Context, key, owner, origin string, lease time.Duration) (Claim, error) {
+	ref := c.doc(key)
+	now := c.now()
+	d := claimDoc{State: claimPending, Owner: owner, LeaseUntil: now.Add(lease), Attempts: 1, Origin: origin,
+		CreatedAt: now, UpdatedAt: now, ExpireAt: now.Add(c.retention)}
+	_, err := ref.Create(ctx, d)
+	if err == nil {
+		return Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: 1}, nil
+	}
+	if status.Code(err) != codes.AlreadyExists {
+		return Claim{}, classify(err, "claim %s/%s", c.collection, key)
+	}
+	snap, err := ref.Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		// Released between the create and this read: its worker failed and the
+		// message is retried; so may this delivery be.
+		return Claim{State: Held, LeaseUntil: now}, nil
+	}
+	if err != nil {
+		return Claim{}, classify(err, "read claim %s/%s", c.collection, key)
+	}
+	var cur claimDoc
+	if err := snap.DataTo(&cur); err != nil {
+		return Claim{}, classify(err, "decode claim %s/%s", c.collection, key)
+	}
+	switch {
+	case cur.State == claimDone:
+		return Claim{State: Completed, Owner: cur.Owner, Attempts: cur.Attempts, Result: cur.Result}, nil
+	case origin != "" && cur.Origin != "" && cur.Origin != origin:
+		return Claim{State: Taken, Owner: cur.Owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
+	case cur.LeaseUntil.After(now):
+		return Claim{State: Held, Owner: cur.Owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
+	}
+	d.Attempts = cur.Attempts + 1
+	_, err = ref.Update(ctx, []firestore.Update{
+		{Path: "state", Value: d.State}, {Path: "owner", Value: d.Owner}, {Path: "leaseUntil", Value: d.LeaseUntil},
+		{Path: "attempts", Value: d.Attempts}, {Path: "updatedAt", Value: d.UpdatedAt}, {Path: FieldExpireAt, Value: d.ExpireAt},
+	}, firestore.LastUpdateTime(snap.UpdateTime))
+	switch status.Code(err) {
+	case codes.OK:
+		return Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts}, nil
+	case codes.FailedPrecondition, codes.Aborted:
+		return Claim{State: Held, Owner: cur.Owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
+	}
+	return Claim{}, classify(err, "take over claim %s/%s", c.collection, key)
 }
 
 // MarkSending records, just before an action that cannot be undone or safely

@@ -5,6 +5,7 @@
 //
 //	go run ./infra/cmd/load                               # 500, 1000, 2000, 5000 /s, 60 s each
 //	go run ./infra/cmd/load -rates 500,1000 -duration 10s # a quick look
+//	go run ./infra/cmd/load -rates 1000,5000 -rounds 3    # medians of 3 interleaved rounds
 //
 // It exits 1 when a notification was lost or duplicated.
 package main
@@ -41,6 +42,7 @@ func run() (int, error) {
 	var (
 		rates    = flag.String("rates", "500,1000,2000,5000", "notification rates per second, comma-separated, run in order")
 		duration = flag.Duration("duration", 60*time.Second, "how long each rate runs")
+		rounds   = flag.Int("rounds", 1, "run the list of rates this many times; the report adds the medians per rate")
 		drain    = flag.Duration("drain", 30*time.Second, "give up waiting for a step's notifications after this long without progress")
 		startup  = flag.Int("startup-runs", 5, "functions start-up measurements (median reported); 0 skips")
 		out      = flag.String("out", "docs/perf", "results directory (relative to the module root unless absolute)")
@@ -89,7 +91,10 @@ func run() (int, error) {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := load.Options{Rates: rs, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, Log: os.Stderr}
+	if *rounds < 1 || *rounds > 20 {
+		return 2, fmt.Errorf("-rounds must be from 1 to 20")
+	}
+	o := load.Options{Rates: rs, Rounds: *rounds, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, Log: os.Stderr}
 	if *envEmu {
 		o.PubSubHost, o.FirestoreHost = os.Getenv("PUBSUB_EMULATOR_HOST"), os.Getenv("FIRESTORE_EMULATOR_HOST")
 	}

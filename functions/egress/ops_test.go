@@ -1,0 +1,80 @@
+package egress
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/bitbrat/twitch-edge/infra/load/opcount"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
+	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/store"
+)
+
+// The egress functions' Firestore bill per delivered message, counted at the
+// emulator (the bot token is read once per instance and cached: not counted). With
+// Finalize's one write (functions/finalize TestFinalizeFirestoreOpsPerMessage) this is
+// the per-message figure in the README's cost table.
+func TestEgressFirestoreOpsPerMessage(t *testing.T) {
+	f := newFixture(t)
+	px, err := opcount.Start(emulators.Host(emulators.Firestore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(px.Close)
+	fs, err := store.NewClient(context.Background(), f.project, "", store.WithEmulator(px.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	claims := store.NewClaims(fs, store.CollectionDeliveries, 7*24*time.Hour, f.clock.Now)
+	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
+	chat, err := NewChatService(ChatConfig{Helix: f.helix, Pub: f.pub, Claims: claims, Topics: topics,
+		Budgets: store.NewSendBudgets(fs), BotUserID: botID, Owner: "ops", Now: f.clock.Now, Log: quiet, Sleep: f.sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whisper, err := NewWhisperService(WhisperConfig{Helix: f.helix, Pub: f.pub, Claims: claims,
+		Recipients: store.NewWhisperRecipients(fs), Budgets: store.NewSendBudgets(fs), Topics: topics, BotUserID: botID,
+		Owner: "ops", Now: f.clock.Now, Log: quiet, Sleep: f.sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm the token cache outside the count.
+	if err := chat.Handle(context.Background(), message(t, chatEvent("cid-ops-warm", "hi"), egressTopic)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	before := px.Counts()
+	for i := range n {
+		if err := chat.Handle(context.Background(), message(t, chatEvent(fmt.Sprint("cid-ops-chat-", i), "hello"), egressTopic)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := px.Counts().Sub(before)
+	t.Logf("EgressChat, %d messages: %s", n, c)
+	// The part's claim (a transaction), the channel's send budget (a transaction), the
+	// in-flight mark (a transaction), the part's outcome, the finalize claim (a
+	// transaction) and its completion.
+	if c.Writes != 6*n || c.Reads != 4*n {
+		t.Errorf("EgressChat per message: %d writes, %d reads; want 6 and 4 (the figures in the README)", c.Writes/n, c.Reads/n)
+	}
+	before = px.Counts()
+	for i := range n {
+		w := f.handoff(t, message(t, dmEvent(fmt.Sprint("cid-ops-dm-", i), viewerID, "psst"), egressTopic))
+		if err := whisper.Handle(context.Background(), w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = px.Counts().Sub(before)
+	t.Logf("EgressWhisper, %d whispers: %s", n, c)
+	// As chat, and the recipient's daily whisper budget (a transaction); once more for
+	// the first whisper to a recipient.
+	if c.Writes < 6*n || c.Writes > 6*n+1 || c.Reads < 5*n || c.Reads > 5*n+1 {
+		t.Errorf("EgressWhisper per whisper: %s; want 6 writes and 5 reads (the figures in the README), one more of each for a new recipient", c)
+	}
+}
