@@ -72,7 +72,7 @@ locals {
     { title = "Connector ready (holder)", queries = ["max(connector_ready{${local.connector_job}})"] },
     { title = "EventSub reconnects by reason (per 5 min)", queries = ["sum by (reason) (increase(eventsub_reconnects_total{${local.connector_job}}[5m]))"] },
     { title = "Subscriptions by status", queries = ["sum by (status) (eventsub_subscriptions{${local.connector_job}})"] },
-    { title = "Conduit shards by status", queries = ["max by (status) (conduit_shards{${local.connector_job}})"] },
+    { title = "Conduit shards by status", queries = ["sum by (status) (conduit_shards{${local.connector_job}})"] },
     { title = "Function outcomes by function, outcome and code (/s)", queries = ["sum by (function, outcome, code) (rate(function_messages_total{${local.functions_job}}[5m]))"] },
     { title = "Egress outcomes by kind, status and code (/s)", queries = ["sum by (kind, status, code) (rate(egress_outcomes_total{${local.functions_job}}[5m]))"] },
     { title = "Chat budget left (tightest window, by channel)", queries = ["min by (channel) (egress_send_budget_remaining{budget=\"chat\"})"] },
