@@ -18,6 +18,7 @@ help:
 	@echo "make fuzz             run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make bench            run the Go benchmarks, then the load run"
 	@echo "make load             connector load run, 500..5,000/s (LOAD_FLAGS='-rates 500,1000 -duration 10s')"
+	@echo "make cost             the cost table per million events and egress messages -> docs/perf/cost.md"
 	@echo "make soak             the fault script; exits non-zero on loss or duplicates (SOAK_FLAGS=-short: ~1 min)"
 	@echo "make terraform-check  terraform fmt, offline validate, tflint"
 
@@ -113,6 +114,12 @@ bench-check:
 bench-baseline:
 	$(BENCH_RUN)
 	$(GO) run ./infra/cmd/benchcheck -baseline docs/perf/bench.json -update -measured "$$(date -u +%FT%TZ); load $$(cut -d' ' -f1-3 /proc/loadavg)" bin/bench.out
+
+## cost: the README's cost table from the measured counts (docs/perf/ops.json, load.json).
+.PHONY: cost
+cost:
+	$(GO) run ./infra/cmd/cost $(COST_FLAGS) > docs/perf/cost.md
+	@cat docs/perf/cost.md
 
 ## load: the connector at 500, 1,000, 2,000 and 5,000 notifications/s, 60 s each -> docs/perf/load.{md,svg,json}.
 load:
