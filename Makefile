@@ -105,7 +105,7 @@ bench:
 ## or BENCH_TIME_THRESHOLD (times, rates) and fails when one got worse; on a machine loaded above
 ## one runnable task per CPU, slower times are listed but only counts fail.
 ## bench-baseline re-takes those figures (after a change meant to move them).
-BENCH_PKGS      ?= ./connector/relay ./connector/eventsub ./shared/twitch ./functions/normalize ./functions/finalize ./functions/egress
+BENCH_PKGS      ?= ./connector/relay ./connector/eventsub ./shared/twitch ./functions/normalize ./functions/finalize ./functions/egress ./shared/store ./infra/load
 BENCH_COUNT     ?= 5
 BENCH_THRESHOLD ?= 0.20
 BENCH_TIME_THRESHOLD ?= 0.50
