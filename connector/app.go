@@ -18,6 +18,7 @@ import (
 	"github.com/bitbrat/twitch-edge/connector/relay"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
@@ -53,6 +54,8 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Startup runs the start-up calls (nil: a new one logging to Log).
 	Startup *Startup
+	// Telemetry receives the metrics and serves /metrics (nil: recorded, not exported).
+	Telemetry *telemetry.Telemetry
 }
 
 // App is the connector: lease, EventSub session, relay, health endpoints.
@@ -110,11 +113,14 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		lease:  store.NewClaims(d.Firestore, store.CollectionConnector, 7*24*time.Hour, nil),
 		specs:  eventsub.Specs(ids, d.BotUserID, cfg.Extra),
 	}
-	a.relay = relay.New(d.Publisher, relay.Options{
+	a.relay = relay.New(metrics.CountIngress(d.Publisher, reg), relay.Options{
 		Topic: cfg.Topics.Raw, DeadLetterTopic: cfg.Topics.DeadLetter, Buffer: cfg.Buffer, Log: d.Log,
 		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
 	a.handler = a.Handler()
+	if err := a.observe(); err != nil {
+		return nil, err
+	}
 	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
 		"subscriptions", len(a.specs), "topic", cfg.Topics.Raw, "instance", cfg.InstanceID)
 	return a, nil
@@ -168,10 +174,7 @@ func (a *App) Handler() http.Handler {
 		}
 		fmt.Fprintln(w, why)
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		a.reg.Write(w)
-	})
+	mux.Handle("GET /metrics", metricsHandler(a.deps.Telemetry))
 	return mux
 }
 

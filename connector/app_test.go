@@ -21,6 +21,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
@@ -195,7 +196,12 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 	client := twitch.NewClient(twitch.Options{APIBaseURL: cfg.Twitch.APIBaseURL, AuthBaseURL: cfg.Twitch.AuthBaseURL,
 		ClientID: cfg.Twitch.ClientID, Tokens: tokens, Logger: log})
 	pub := bus.NewPublisher(h.ps, nil)
-	app, err := NewApp(ctx, cfg, Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log})
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Service: "connector", Instance: id, Prometheus: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	app, err := NewApp(ctx, cfg, Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log,
+		Telemetry: tel})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/shared/config"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 )
 
 // Config is the connector's configuration, read once from the environment.
@@ -48,6 +49,8 @@ type Config struct {
 	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
 	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
 	PubSubEmulator, FirestoreEmulator string
+	// Telemetry says where metrics and traces go (OTEL_*); /metrics is always served.
+	Telemetry telemetry.Config
 }
 
 // ReadConfig reads the connector's configuration.
@@ -80,6 +83,8 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	if err := checkChannels(c.Twitch.Channels); err != nil {
 		r.Invalid("TWITCH_CHANNELS", err)
 	}
+	c.Telemetry = telemetry.ReadConfig(r, c.Common.Project, "connector", c.InstanceID)
+	c.Telemetry.Prometheus = true
 	return c, r.Err()
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -283,6 +284,23 @@ func TestRevocationIsRecordedAndNotResubscribed(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"severity":"WARNING","message":"eventsub: subscription revoked"`) {
 		t.Errorf("revocation not logged at warning level")
 	}
+	// The new session's "subscriptions created" line counts what serves: 3 live, the
+	// revoked one apart.
+	second := a.app.Status().SessionID
+	var created map[string]any
+	h.waitFor("the new session's subscriptions-created line", 10*time.Second, func() bool {
+		for _, l := range strings.Split(h.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["message"] == "eventsub: subscriptions created" && m["sessionId"] == second {
+				created = m
+				return true
+			}
+		}
+		return false
+	})
+	if created["count"] != 3.0 || created["notLive"] != 1.0 {
+		t.Errorf("subscriptions created: count %v, notLive %v; want 3 live and 1 not", created["count"], created["notLive"])
+	}
 }
 
 func TestSubscribeConflictAndLimitAreHandled(t *testing.T) {
@@ -343,7 +361,8 @@ func TestHealthEndpoints(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"eventsub_connected 1", "relay_buffer_depth", "relay_frame_to_publish_seconds_bucket", "# TYPE eventsub_notifications_total counter"} {
+	for _, want := range []string{"eventsub_connected 1", "relay_buffer_depth", "connector_ready 1",
+		`eventsub_subscriptions{status="enabled"} 4`, "# TYPE eventsub_notifications_total counter"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

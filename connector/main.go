@@ -32,6 +32,6 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := logging.New(os.Stdout, cfg.Common.LogLevel, "connector")
+	log := logging.New(os.Stdout, cfg.Common.LogLevel, "connector", logging.TraceProject(cfg.Common.Project))
 	return Main(ctx, cfg, log)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitchclient"
 )
 
@@ -20,8 +21,13 @@ import (
 // is visible: /healthz answers, /readyz says what start-up waits for, and the log
 // says it too.
 func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
+	tel, err := startTelemetry(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry(tel, log)
 	start := NewStartup(log)
-	h := &health{start: start}
+	h := &health{start: start, tel: tel}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("health server: %w", err)
@@ -36,7 +42,7 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}()
 	log.Info("connector: serving health and metrics", "addr", ln.Addr().String())
 
-	err = start.serve(ctx, cfg, log, h)
+	err = start.serve(ctx, cfg, log, h, tel)
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		log.Info("connector: stopped during start-up", "error", err.Error())
 		return nil
@@ -46,9 +52,10 @@ func Main(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // serve builds the clients and the app, each start-up call through s, and runs the
 // app until ctx ends.
-func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *health) error {
+func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *health, tel *telemetry.Telemetry) error {
 	// The clients connect lazily: building them does no I/O.
-	ps, err := bus.NewClient(ctx, cfg.Common.Project, bus.WithEmulator(cfg.PubSubEmulator))
+	ps, err := bus.NewClient(ctx, cfg.Common.Project, bus.WithEmulator(cfg.PubSubEmulator),
+		bus.WithTracing(cfg.Telemetry.Endpoint != ""))
 	if err != nil {
 		return err
 	}
@@ -58,11 +65,15 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 		return err
 	}
 	defer fs.Close()
+	ins, err := telemetry.NewInstruments(tel.Meter("github.com/bitbrat/twitch-edge/connector"))
+	if err != nil {
+		return fmt.Errorf("connector instruments: %w", err)
+	}
 	var tw *twitchclient.Twitch
 	err = s.Do(ctx, "the bot's token (Firestore oauth/twitch/bot/token, then Twitch validation)",
 		firestoreHost(cfg)+", "+cfg.Twitch.AuthBaseURL, func(ctx context.Context) error {
 			var err error
-			tw, err = twitchclient.New(ctx, cfg.Twitch, fs, cfg.InstanceID, log)
+			tw, err = twitchclient.New(ctx, cfg.Twitch, fs, cfg.InstanceID, log, twitchclient.WithTelemetry(tel, ins))
 			return err
 		})
 	if err != nil {
@@ -72,7 +83,7 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 	defer pub.Close()
 	app, err := NewApp(ctx, cfg, Deps{
 		Helix: tw.Client, Users: tw.Client, BotUserID: tw.BotUserID, Publisher: pub, Firestore: fs, Log: log,
-		Startup: s,
+		Startup: s, Telemetry: tel,
 	})
 	if err != nil {
 		return err
@@ -93,6 +104,7 @@ func firestoreHost(cfg Config) string {
 // the app exists, /readyz reports the pending start-up step.
 type health struct {
 	start *Startup
+	tel   *telemetry.Telemetry
 	app   atomic.Pointer[App]
 }
 
@@ -112,7 +124,7 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, why)
 	case "/metrics":
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		metricsHandler(h.tel).ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitchclient"
 )
 
@@ -77,6 +78,8 @@ type env struct {
 	pub    *bus.Publisher
 	fs     *firestore.Client
 	owner  string
+	tel    *telemetry.Telemetry
+	ins    *telemetry.Instruments
 
 	twitchMu sync.Mutex
 	twitch   *twitchclient.Twitch
@@ -127,14 +130,30 @@ func newEnv(ctx context.Context) (*env, error) {
 	common := config.ReadCommon(r)
 	topics := config.ReadTopics(r, common.BusPrefix)
 	fns := readSettings(r)
+	host, _ := os.Hostname()
+	// Hostnames and pids repeat across containers; claims compare owners.
+	owner := fmt.Sprintf("%s-%s", host, uuid.NewString()[:8])
+	tcfg := telemetry.ReadConfig(r, common.Project, "functions", owner)
+	tcfg.Prometheus = true // pull-only: no work unless the local server's /metrics is read
 	if err := r.Err(); err != nil {
 		return nil, &configError{err}
 	}
-	log := logging.New(os.Stdout, common.LogLevel, "functions")
+	log := logging.New(os.Stdout, common.LogLevel, "functions", logging.TraceProject(common.Project))
 	// Client construction does not dial; it cannot outlive this request's context
 	// being cancelled, so it gets a background one.
 	bg := context.WithoutCancel(ctx)
-	ps, err := bus.NewClient(bg, common.Project)
+	tel, err := telemetry.Setup(bg, tcfg)
+	if err != nil {
+		return nil, err
+	}
+	if tcfg.Endpoint != "" {
+		tel.Install(log) // the Pub/Sub client traces through the globals
+	}
+	ins, err := telemetry.NewInstruments(tel.Meter(scope))
+	if err != nil {
+		return nil, err
+	}
+	ps, err := bus.NewClient(bg, common.Project, bus.WithTracing(tcfg.Endpoint != ""))
 	if err != nil {
 		return nil, err
 	}
@@ -142,15 +161,13 @@ func newEnv(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, _ := os.Hostname()
 	return &env{
-		common: common, topics: topics, fns: fns, log: log,
+		common: common, topics: topics, fns: fns, log: log, tel: tel, ins: ins,
 		// Functions publish one message per invocation and wait for it: don't hold it
 		// back for batching.
-		pub: bus.NewPublisher(ps, &bus.FunctionPublishSettings),
-		fs:  fs,
-		// Hostnames and pids repeat across containers; claims compare owners.
-		owner: fmt.Sprintf("%s-%s", host, uuid.NewString()[:8]),
+		pub:   bus.NewPublisher(ps, &bus.FunctionPublishSettings),
+		fs:    fs,
+		owner: owner,
 	}, nil
 }
 
@@ -181,7 +198,7 @@ func lazy(name, originalType string, build func(context.Context, *env) (trigger.
 			Pub: env.pub, Topic: env.topics.DeadLetter,
 			Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
 		}
-		fn = trigger.Wrap(name, env.log.With("function", name), dl, h)
+		fn = trigger.Wrap(name, env.log.With("function", name), dl, observed(name, env, h))
 		return fn, nil
 	}
 	return func(ctx context.Context, e cloudevent.Event) error {
@@ -236,9 +253,9 @@ func buildEgressChat(ctx context.Context, env *env) (trigger.Handler, error) {
 		env.log.WarnContext(ctx, NameEgressChat+": no EGRESS_CHANNELS or TWITCH_CHANNELS: the bot may post in any channel")
 	}
 	svc, err := egress.NewChatService(egress.ChatConfig{
-		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Helix: lazyHelix{env}, Pub: outcomes{env.pub, env.topics.Finalize, "chat", env.ins}, Topics: egressTopics(env),
 		Channels:  env.fns.EgressChannels,
-		Budgets:   store.NewSendBudgets(env.fs),
+		Budgets:   env.budgets(),
 		Claims:    store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressChat),
@@ -255,9 +272,9 @@ func buildEgressWhisper(ctx context.Context, env *env) (trigger.Handler, error) 
 		return nil, err
 	}
 	svc, err := egress.NewWhisperService(egress.WhisperConfig{
-		Helix: lazyHelix{env}, Pub: env.pub, Topics: egressTopics(env),
+		Helix: lazyHelix{env}, Pub: outcomes{env.pub, env.topics.Finalize, "whisper", env.ins}, Topics: egressTopics(env),
 		Claims:     store.NewClaims(env.fs, store.CollectionDeliveries, 7*24*time.Hour, nil),
-		Recipients: store.NewWhisperRecipients(env.fs), Budgets: store.NewSendBudgets(env.fs),
+		Recipients: recipients{store.NewWhisperRecipients(env.fs), env.ins}, Budgets: env.budgets(),
 		SeenWithin: env.fns.WhisperSeenWithin, Seen: store.NewSeenUsers(env.fs, env.fns.WhisperSeenWithin),
 		BotUserID: bot, Owner: env.owner, Lease: egressLease, MaxAge: env.fns.EgressMaxAge, Now: time.Now,
 		Log: env.log.With("function", NameEgressWhisper),

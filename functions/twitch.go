@@ -36,7 +36,7 @@ func (e *env) twitchClient(ctx context.Context) (*twitchclient.Twitch, error) {
 	if err != nil {
 		return nil, err
 	}
-	tw, err := twitchclient.New(ctx, cfg, tokens, e.owner, e.log)
+	tw, err := twitchclient.New(ctx, cfg, tokens, e.owner, e.log, twitchclient.WithTelemetry(e.tel, e.ins))
 	if err != nil {
 		return nil, err
 	}

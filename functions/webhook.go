@@ -22,6 +22,10 @@ const NameEventSubWebhook = "EventSubWebhook"
 // given when a webhook shard or subscription is created).
 const SettingWebhookSecret = "TWITCH_EVENTSUB_WEBHOOK_SECRET"
 
+// ConduitName is the conduit's Firestore record (conduits/{name}), shared by the
+// connector in conduit mode, EventSubReconcile and this function.
+const ConduitName = "twitch"
+
 // webhookRetention outlasts Twitch's retries of one message (and its 10-minute
 // replay window) by far; Firestore's TTL policy removes the claims after it.
 const webhookRetention = 24 * time.Hour
@@ -87,10 +91,15 @@ func newWebhookService(env *env, secret config.Secret) *webhook.Service {
 		Pub:         asyncPublisher{env.pub},
 		Claims:      store.NewWebhookMessages(env.fs, webhookRetention, nil),
 		Revocations: store.NewConnectorState(env.fs, "eventsub", env.owner, nil),
-		RawTopic:    env.topics.Raw,
-		Owner:       env.owner,
-		Now:         time.Now,
-		Log:         env.log.With("function", NameEventSubWebhook),
+		// The conduit reconciler's record (the one conduit, named as the connector
+		// and EventSubReconcile name it), so it does not recreate a revoked
+		// subscription.
+		ConduitRevocations: store.NewConduitStore(env.fs, ConduitName, nil),
+		RawTopic:           env.topics.Raw,
+		IngressTopic:       env.topics.Ingress,
+		Owner:              env.owner,
+		Now:                time.Now,
+		Log:                env.log.With("function", NameEventSubWebhook),
 	}
 }
 

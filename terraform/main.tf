@@ -37,12 +37,12 @@ locals {
 
   # Environment every process reads; empty values are left out so that the code's
   # defaults apply (see the README's configuration table).
-  common_env = {
+  common_env = merge({
     GOOGLE_CLOUD_PROJECT = var.project_id
     FIRESTORE_DATABASE   = var.firestore_database
     BUS_PREFIX           = var.bus_prefix
     LOG_LEVEL            = var.log_level
-  }
+  }, local.telemetry_env) # monitoring.tf
   # Processes that call Twitch also get TWITCH_CLIENT_SECRET from Secret Manager.
   twitch_env = {
     TWITCH_CLIENT_ID     = var.twitch_client_id

@@ -93,6 +93,19 @@ type Status struct {
 	Subscriptions []SubscriptionState
 }
 
+// Live counts the subscriptions Twitch has enabled: those delivering now. The
+// records of revoked and failed ones are in Subscriptions too, and must not be
+// counted as serving.
+func (st Status) Live() int {
+	n := 0
+	for _, sub := range st.Subscriptions {
+		if sub.Status == twitch.StatusEnabled {
+			n++
+		}
+	}
+	return n
+}
+
 // Status returns the current state.
 func (s *Session) Status() Status {
 	s.mu.Lock()

@@ -85,7 +85,9 @@ func (s *Session) subscribeRound(ctx context.Context, specs []Spec, first bool) 
 	// limits until deleted; clear them now rather than when a limit is hit.
 	cleaned.Do(func() { s.cleanupOrphans(ctx, sessionID, false) })
 	st := s.Status()
-	s.o.Log.Info("eventsub: subscriptions created", "sessionId", sessionID, "ready", st.Ready, "count", len(st.Subscriptions))
+	live := st.Live()
+	s.o.Log.Info("eventsub: subscriptions created", "sessionId", sessionID, "ready", st.Ready,
+		"count", live, "notLive", len(st.Subscriptions)-live)
 }
 
 // subscribable returns the specs not revoked for good.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bitbrat/twitch-edge/functions/trigger"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -163,6 +164,9 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	e, err := s.Builder.Build(m.Data)
 	if err != nil {
 		return err
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		e.TraceID = sc.TraceID().String() // the W3C trace the delivery continues (o20)
 	}
 	ctx = logging.WithCorrelationID(ctx, e.CorrelationID)
 	// e.MarshalJSON, not json.Marshal(e): the latter re-validates and compacts the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/bitbrat/twitch-edge/functions/webhook"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
@@ -96,5 +97,51 @@ func TestPubSubFrozenAnswers503ThenDeliversOnceOnRetry(t *testing.T) {
 	t.Logf("answers %v", st)
 	if !strings.Contains(h.logs.String(), "Pub/Sub did not acknowledge in time") {
 		t.Error("the timeout was not logged")
+	}
+}
+
+// With Pub/Sub frozen, a revocation is recorded but its status event cannot be
+// published: the function answers 503 after its bounded wait, so that Twitch sends
+// the revocation again, rather than 2xx with the status event lost.
+func TestRevocationStatusUnpublishedAnswers503(t *testing.T) {
+	e, err := emulators.Start(context.Background(), emulators.PubSub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	h := newHarness(t, e.Host)
+	h.svc.PublishWait = time.Second
+	if err := e.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = e.Resume()
+		}
+	}()
+	body := []byte(`{"subscription":{"id":"sub-9","status":"authorization_revoked","type":"channel.update","version":"2",
+		"condition":{"broadcaster_user_id":"1001"},"transport":{"method":"conduit","conduit_id":"c-1"},"created_at":"2026-01-01T00:00:00Z","cost":0}}`)
+	id := uuid.NewString()
+	r := signed(h.srv.URL, secret, webhook.TypeRevocation, id, time.Now(), body)
+	if code, hdr, _ := do(t, r); code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("revocation with Pub/Sub frozen answered %d (Retry-After %q), want 503", code, hdr.Get("Retry-After"))
+	}
+	if !strings.Contains(h.logs.String(), "cannot publish the revocation's status event") {
+		t.Error("the failed status event was not logged")
+	}
+	if err := e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	// Twitch's retry of the same message is acknowledged once the event is out.
+	r = signed(h.srv.URL, secret, webhook.TypeRevocation, id, time.Now(), body)
+	if code, _, _ := do(t, r); code != http.StatusNoContent {
+		t.Fatalf("the retry after Pub/Sub resumed answered %d", code)
+	}
+	// The first attempt's publish may have gone out after the resume too: a status
+	// event may repeat, never be missing.
+	if got := h.collectOn(event.TopicIngress, h.ingressSub, 2); len(got) < 1 || len(got) > 2 {
+		t.Fatalf("%d status events after the retry, want 1 or 2", len(got))
 	}
 }

@@ -49,9 +49,11 @@ type harness struct {
 	pub     *bus.Publisher
 	topic   string
 	sub     string
-	svc     *webhook.Service
-	srv     *httptest.Server
-	logs    *syncBuffer
+	// ingressSub reads internal.ingress.v1 (status events).
+	ingressSub string
+	svc        *webhook.Service
+	srv        *httptest.Server
+	logs       *syncBuffer
 
 	mu       sync.Mutex
 	statuses []int // of every answered request, in order
@@ -102,7 +104,8 @@ func newHarness(t *testing.T, pubsubHost string) *harness {
 		pubsubHost = emulators.Host(emulators.PubSub)
 	}
 	ctx := context.Background()
-	h := &harness{t: t, project: emulators.ProjectID(t), topic: event.TopicEventSubRaw, sub: "raw-check", logs: &syncBuffer{}}
+	h := &harness{t: t, project: emulators.ProjectID(t), topic: event.TopicEventSubRaw, sub: "raw-check",
+		ingressSub: "ingress-check", logs: &syncBuffer{}}
 	var err error
 	if h.ps, err = bus.NewClient(ctx, h.project, bus.WithEmulator(pubsubHost)); err != nil {
 		t.Fatal(err)
@@ -112,20 +115,25 @@ func newHarness(t *testing.T, pubsubHost string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.fs.Close() })
-	if err := bus.EnsureTopics(ctx, h.ps, h.topic); err != nil {
+	if err := bus.EnsureTopics(ctx, h.ps, h.topic, event.TopicIngress); err != nil {
 		t.Fatal(err)
 	}
 	if err := bus.EnsureSubscription(ctx, h.ps, bus.SubscriptionSpec{Name: h.sub, Topic: h.topic}); err != nil {
 		t.Fatal(err)
 	}
+	if err := bus.EnsureSubscription(ctx, h.ps, bus.SubscriptionSpec{Name: h.ingressSub, Topic: event.TopicIngress}); err != nil {
+		t.Fatal(err)
+	}
 	h.pub = bus.NewPublisher(h.ps, &bus.FunctionPublishSettings)
 	t.Cleanup(h.pub.Close)
 	h.svc = &webhook.Service{
-		Secret:      config.Secret(secret),
-		Pub:         asyncPub{h.pub},
-		Claims:      store.NewWebhookMessages(h.fs, time.Hour, nil),
-		Revocations: store.NewConnectorState(h.fs, "eventsub", "test", nil),
-		RawTopic:    h.topic,
+		Secret:             config.Secret(secret),
+		Pub:                asyncPub{h.pub},
+		Claims:             store.NewWebhookMessages(h.fs, time.Hour, nil),
+		Revocations:        store.NewConnectorState(h.fs, "eventsub", "test", nil),
+		ConduitRevocations: store.NewConduitStore(h.fs, "twitch", nil),
+		RawTopic:           h.topic,
+		IngressTopic:       event.TopicIngress,
 		// The emulator's first write in a new project can take seconds on a busy
 		// machine; the production default (1.5 s) is for Firestore itself.
 		StoreWait: patience,
@@ -201,16 +209,22 @@ func do(t *testing.T, req *http.Request) (int, http.Header, string) {
 // publish of the function is acknowledged before its request is answered).
 func (h *harness) collectUntilSentinel(want int) []bus.Received {
 	h.t.Helper()
+	return h.collectOn(h.topic, h.sub, want)
+}
+
+// collectOn is collectUntilSentinel on another topic and its subscription.
+func (h *harness) collectOn(topic, sub string, want int) []bus.Received {
+	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	sentinel := "sentinel-" + uuid.NewString()
-	if _, err := h.pub.Publish(ctx, h.topic, []byte(sentinel), map[string]string{"sentinel": "1"}); err != nil {
+	if _, err := h.pub.Publish(ctx, topic, []byte(sentinel), map[string]string{"sentinel": "1"}); err != nil {
 		h.t.Fatal(err)
 	}
 	var out []bus.Received
 	seen := false
 	for !seen {
-		got, err := bus.CollectFor(ctx, h.ps, h.sub, want+1-len(out), patience, patience)
+		got, err := bus.CollectFor(ctx, h.ps, sub, want+1-len(out), patience, patience)
 		if err != nil {
 			h.t.Fatal(err)
 		}

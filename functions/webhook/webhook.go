@@ -2,7 +2,7 @@
 // (a conduit's webhook shard, or a plain webhook subscription). Twitch POSTs each
 // message to it; it checks Twitch's signature, answers the callback verification,
 // publishes notifications to the raw topic in the shape the connector forwards from
-// the WebSocket, and records revocations. Twitch retries what is not answered 2xx
+// the WebSocket, and records revocations (with a status event). Twitch retries what is not answered 2xx
 // within a few seconds, so every wait here is bounded and a repeat message id is
 // acknowledged without publishing again.
 package webhook
@@ -44,14 +44,26 @@ type Revocations interface {
 	SaveSubscription(ctx context.Context, sub store.Subscription) error
 }
 
+// ConduitRevocations records revocations of conduit subscriptions
+// (store.ConduitStore), which the conduit reconciler does not recreate.
+type ConduitRevocations interface {
+	RecordRevocation(ctx context.Context, r store.Revocation) error
+}
+
 // Service is the function's logic; its zero durations take the defaults below.
 type Service struct {
 	Secret      config.Secret
 	Pub         Publisher
 	Claims      Claims
 	Revocations Revocations
+	// ConduitRevocations, when set, also records final revocations of conduit
+	// subscriptions for the conduit reconciler.
+	ConduitRevocations ConduitRevocations
 	// RawTopic is the raw notification topic (prefix applied).
 	RawTopic string
+	// IngressTopic is internal.ingress.v1 (prefix applied), where a revocation's
+	// connector.status.changed event goes; "" publishes none.
+	IngressTopic string
 	// PublishWait bounds the wait for Pub/Sub's acknowledgement (default 3 s): Twitch
 	// gives a callback a few seconds, and a 5xx makes it retry.
 	PublishWait time.Duration

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"github.com/bitbrat/twitch-edge/functions/normalize"
 	"github.com/bitbrat/twitch-edge/functions/webhook"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
@@ -324,31 +326,85 @@ func TestReplayAcknowledgedNotRepublished(t *testing.T) {
 	}
 }
 
+// A revocation is recorded as the connector records one read on the WebSocket; a
+// conduit subscription revoked for good also in the conduit reconciler's record; and
+// every revocation is a connector.status.changed event on internal.ingress.v1.
 func TestRevocationRecorded(t *testing.T) {
 	h := newHarness(t, "")
-	body := []byte(`{"subscription":{"id":"sub-1","status":"authorization_revoked","type":"channel.follow","version":"2",
-		"condition":{"broadcaster_user_id":"1001","moderator_user_id":"2002"},"transport":{"method":"conduit","conduit_id":"c-1"},
-		"created_at":"2026-01-01T00:00:00Z","cost":0}}`)
-	r := signed(h.srv.URL, secret, webhook.TypeRevocation, uuid.NewString(), time.Now(), body)
-	r.Header.Set(webhook.HeaderSubscriptionType, "channel.follow")
-	if code, _, _ := do(t, r); code != http.StatusNoContent {
-		t.Fatalf("revocation answered %d", code)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	key := webhook.SubscriptionKey("channel.follow", "2", map[string]string{"broadcaster_user_id": "1001", "moderator_user_id": "2002"})
-	snap, err := h.fs.Collection("connector").Doc("eventsub").Collection("subscriptions").Doc(key).Get(ctx)
-	if err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name, id, typ, reason, transport string
+		condition                        map[string]string
+		conduitRecord                    bool
+	}{
+		{"conduit, authorization revoked", "sub-1", "channel.follow", "authorization_revoked", `{"method":"conduit","conduit_id":"c-1"}`,
+			map[string]string{"broadcaster_user_id": "1001", "moderator_user_id": "2002"}, true},
+		{"conduit, user removed", "sub-2", "channel.update", "user_removed", `{"method":"conduit","conduit_id":"c-1"}`,
+			map[string]string{"broadcaster_user_id": "1003"}, true},
+		{"conduit deleted: not final, the reconciler recreates it", "sub-3", "channel.update", "conduit_deleted",
+			`{"method":"conduit","conduit_id":"c-1"}`, map[string]string{"broadcaster_user_id": "1004"}, false},
+		{"webhook subscription", "sub-4", "channel.update", "version_removed", `{"method":"webhook","callback":"https://example.test/cb"}`,
+			map[string]string{"broadcaster_user_id": "1005"}, false},
 	}
-	d := snap.Data()
-	if d["status"] != "authorization_revoked" || d["id"] != "sub-1" || d["type"] != "channel.follow" {
-		t.Fatalf("revocation record %v", d)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cond, _ := json.Marshal(tc.condition)
+			body := []byte(fmt.Sprintf(`{"subscription":{"id":%q,"status":%q,"type":%q,"version":"2","condition":%s,"transport":%s,
+				"created_at":"2026-01-01T00:00:00Z","cost":0}}`, tc.id, tc.reason, tc.typ, cond, tc.transport))
+			r := signed(h.srv.URL, secret, webhook.TypeRevocation, uuid.NewString(), time.Now(), body)
+			r.Header.Set(webhook.HeaderSubscriptionType, tc.typ)
+			if code, _, _ := do(t, r); code != http.StatusNoContent {
+				t.Fatalf("revocation answered %d", code)
+			}
+			key := webhook.SubscriptionKey(tc.typ, "2", tc.condition)
+			snap, err := h.fs.Collection("connector").Doc("eventsub").Collection("subscriptions").Doc(key).Get(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := snap.Data(); d["status"] != tc.reason || d["id"] != tc.id || d["type"] != tc.typ {
+				t.Fatalf("revocation record %v", d)
+			}
+			revs, err := store.NewConduitStore(h.fs, "twitch", nil).Revocations(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rv, ok := revs[key]
+			if ok != tc.conduitRecord || (ok && (rv.Reason != tc.reason || rv.Type != tc.typ || rv.RevokedAt.IsZero())) {
+				t.Fatalf("conduit revocation record %+v (present %v), want present %v", rv, ok, tc.conduitRecord)
+			}
+		})
 	}
 	if got := h.collectUntilSentinel(0); len(got) != 0 {
-		t.Fatalf("a revocation published %d messages", len(got))
+		t.Fatalf("a revocation published %d messages on the raw topic", len(got))
 	}
-	if !strings.Contains(h.logs.String(), `"subscription revoked"`) && !strings.Contains(h.logs.String(), "webhook: subscription revoked") {
+	got := h.collectOn(event.TopicIngress, h.ingressSub, len(cases))
+	if len(got) != len(cases) {
+		t.Fatalf("%d status events on internal.ingress.v1, want %d", len(got), len(cases))
+	}
+	byID := map[string]event.ConnectorStatus{}
+	for _, m := range got {
+		if !maps.Equal(m.Attributes, event.StatusAttributes()) {
+			t.Fatalf("status event attributes %v, want %v", m.Attributes, event.StatusAttributes())
+		}
+		var st event.ConnectorStatus
+		if err := json.Unmarshal(m.Data, &st); err != nil {
+			t.Fatal(err)
+		}
+		byID[st.SubscriptionID] = st
+	}
+	for _, tc := range cases {
+		st := byID[tc.id]
+		if st.Type != event.TypeConnectorStatusChanged || st.Connector != "twitch" || st.PreviousState != event.StateConnected ||
+			st.CurrentState != event.StateError || st.Subject != "subscription" || st.Reason != tc.reason ||
+			st.SubscriptionType != tc.typ || st.BroadcasterID != tc.condition["broadcaster_user_id"] || st.InstanceID != "test" {
+			t.Errorf("%s: status event %+v", tc.name, st)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, st.Timestamp); err != nil {
+			t.Errorf("%s: timestamp %q: %v", tc.name, st.Timestamp, err)
+		}
+	}
+	if !strings.Contains(h.logs.String(), "webhook: subscription revoked") {
 		t.Error("revocation not logged")
 	}
 }

@@ -26,7 +26,18 @@ import (
 // ClientOption configures NewClient.
 type ClientOption func(*clientOptions)
 
-type clientOptions struct{ emulatorHost string }
+type clientOptions struct {
+	emulatorHost string
+	tracing      bool
+}
+
+// WithTracing turns on the client library's OpenTelemetry tracing: a span per
+// publish, and the trace context carried in each message's googclient_traceparent
+// attribute, so a consumer continues the trace. It uses the global tracer provider
+// (telemetry.Telemetry.Install).
+func WithTracing(on bool) ClientOption {
+	return func(o *clientOptions) { o.tracing = on }
+}
 
 // WithEmulator points the client at the Pub/Sub emulator at host ("127.0.0.1:8085"):
 // plain gRPC, no credentials. An empty host changes nothing. Without it the client
@@ -54,7 +65,7 @@ func NewClient(ctx context.Context, project string, opts ...ClientOption) (*pubs
 			internaloption.SkipDialSettingsValidation(),
 		)
 	}
-	c, err := pubsub.NewClient(ctx, project, co...)
+	c, err := pubsub.NewClientWithConfig(ctx, project, &pubsub.ClientConfig{EnableOpenTelemetryTracing: o.tracing}, co...)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client for project %s: %w", project, err)
 	}

@@ -13,6 +13,7 @@ const (
 	Egress         Component = "egress"
 	Finalize       Component = "finalize"
 	Webhook        Component = "webhook"
+	Reconcile      Component = "reconcile"
 	LocalFunctions Component = "local functions"
 )
 
@@ -87,6 +88,11 @@ var Settings = []Setting{
 	{Name: "TWITCH_TOKEN_DATABASE", ReadBy: []Component{Egress}, Default: "`FIRESTORE_DATABASE`"},
 	{Name: "EVENT_TTL", ReadBy: []Component{Finalize}, Default: "`168h`", Local: Tuned},
 	{Name: "TWITCH_EVENTSUB_WEBHOOK_SECRET", ReadBy: []Component{Webhook}, Default: "required (webhook)", Secret: true},
+	{Name: "CONDUIT_WEBHOOK_SHARDS", ReadBy: []Component{Connector, Reconcile}, Default: "`0`", Local: Tuned},
+	{Name: "EVENTSUB_WEBHOOK_CALLBACK_URL", ReadBy: []Component{Connector, Reconcile}, Default: "required with webhook shards"},
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", ReadBy: []Component{All}, Default: "empty (no OTLP export)", Local: Tuned},
+	{Name: "OTEL_TRACES_SAMPLER_ARG", ReadBy: []Component{All}, Default: "`0.1`", Local: Tuned},
+	{Name: "OTEL_METRIC_EXPORT_INTERVAL", ReadBy: []Component{All}, Default: "`60000` (ms)", Local: Tuned},
 	{Name: "PUBSUB_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 	{Name: "FIRESTORE_EMULATOR_HOST", ReadBy: []Component{All}, Default: "unset"},
 }

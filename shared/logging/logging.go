@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Keys Cloud Logging understands in a JSON log line.
@@ -20,16 +22,33 @@ const (
 	KeyMessage       = "message"
 	KeyCorrelationID = "correlationId"
 	KeyTrace         = "logging.googleapis.com/trace"
+	KeySpanID        = "logging.googleapis.com/spanId"
+	KeyTraceSampled  = "logging.googleapis.com/trace_sampled"
 )
+
+// Option configures New.
+type Option func(*contextHandler)
+
+// TraceProject names the Google Cloud project traces are filed under: a line logged
+// with a context that carries an OpenTelemetry span gets the trace as
+// "projects/P/traces/T" (the form Cloud Logging links to Cloud Trace) and the span id.
+// Without it the trace field is the bare trace id.
+func TraceProject(project string) Option {
+	return func(h *contextHandler) { h.project = project }
+}
 
 // New returns a JSON logger writing to w at level. Component names the process part
 // (e.g. "connector", "normalize") and is added to every line.
-func New(w io.Writer, level slog.Leveler, component string) *slog.Logger {
+func New(w io.Writer, level slog.Leveler, component string, opts ...Option) *slog.Logger {
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level:       level,
 		ReplaceAttr: replaceAttr,
 	})
-	l := slog.New(&contextHandler{Handler: h})
+	ch := &contextHandler{Handler: h}
+	for _, o := range opts {
+		o(ch)
+	}
+	l := slog.New(ch)
 	if component != "" {
 		l = l.With("component", component)
 	}
@@ -197,24 +216,35 @@ func CorrelationID(ctx context.Context) string {
 	return f.correlationID
 }
 
-type contextHandler struct{ slog.Handler }
+// contextHandler adds what the context carries: the correlation id, and the trace of
+// the current OpenTelemetry span (or one given with WithTrace).
+type contextHandler struct {
+	slog.Handler
+	project string
+}
 
 func (h *contextHandler) Handle(ctx context.Context, r slog.Record) error {
-	if f, ok := ctx.Value(ctxKey{}).(ctxFields); ok {
-		if f.correlationID != "" {
-			r.AddAttrs(slog.String(KeyCorrelationID, f.correlationID))
+	f, _ := ctx.Value(ctxKey{}).(ctxFields)
+	if f.correlationID != "" {
+		r.AddAttrs(slog.String(KeyCorrelationID, f.correlationID))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		t := sc.TraceID().String()
+		if h.project != "" {
+			t = "projects/" + h.project + "/traces/" + t
 		}
-		if f.trace != "" {
-			r.AddAttrs(slog.String(KeyTrace, f.trace))
-		}
+		r.AddAttrs(slog.String(KeyTrace, t), slog.String(KeySpanID, sc.SpanID().String()),
+			slog.Bool(KeyTraceSampled, sc.IsSampled()))
+	} else if f.trace != "" {
+		r.AddAttrs(slog.String(KeyTrace, f.trace))
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
 func (h *contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &contextHandler{h.Handler.WithAttrs(as)}
+	return &contextHandler{h.Handler.WithAttrs(as), h.project}
 }
 
 func (h *contextHandler) WithGroup(name string) slog.Handler {
-	return &contextHandler{h.Handler.WithGroup(name)}
+	return &contextHandler{h.Handler.WithGroup(name), h.project}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/logging"
 )
@@ -125,5 +127,35 @@ func TestNoSecretInAnyLine(t *testing.T) {
 		if strings.Contains(b.String(), s) {
 			t.Errorf("%q logged:\n%s", s, b.String())
 		}
+	}
+}
+
+func TestTraceFieldsFromTheSpanInTheContext(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	span := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
+	ctx := trace.ContextWithSpanContext(context.Background(), span)
+	for _, c := range []struct {
+		name, project, want string
+	}{
+		{"with the project", "p1", "projects/p1/traces/4bf92f3577b34da6a3ce929d0e0e4736"},
+		{"without it", "", "4bf92f3577b34da6a3ce929d0e0e4736"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			logging.New(&b, slog.LevelInfo, "test", logging.TraceProject(c.project)).With("k", "v").InfoContext(ctx, "hello")
+			var m map[string]any
+			if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m[logging.KeyTrace] != c.want || m[logging.KeySpanID] != "00f067aa0ba902b7" || m[logging.KeyTraceSampled] != true {
+				t.Errorf("line %v", m)
+			}
+		})
+	}
+	var b bytes.Buffer
+	logging.New(&b, slog.LevelInfo, "test", logging.TraceProject("p1")).InfoContext(context.Background(), "no span")
+	if strings.Contains(b.String(), logging.KeyTrace) {
+		t.Errorf("a line without a span carries a trace: %s", b.String())
 	}
 }

@@ -26,11 +26,18 @@ type Window struct {
 // not per process. Each Reserve is one transaction on the budget's document, which
 // stays small (at most the largest Max of send times) and carries expireAt.
 type SendBudgets struct {
-	client *firestore.Client
+	client  *firestore.Client
+	observe func(ctx context.Context, key string, left int)
 }
 
 // NewSendBudgets returns the budgets on client.
 func NewSendBudgets(client *firestore.Client) *SendBudgets { return &SendBudgets{client: client} }
+
+// Observed returns the budgets telling fn, after each Reserve, how many sends the
+// tightest window of key has left (for the send-budget metric).
+func (b *SendBudgets) Observed(fn func(ctx context.Context, key string, left int)) *SendBudgets {
+	return &SendBudgets{client: b.client, observe: fn}
+}
 
 type budgetDoc struct {
 	Sent      []time.Time `firestore:"sent"`
@@ -47,8 +54,9 @@ func (b *SendBudgets) Reserve(ctx context.Context, key string, now time.Time, wi
 		longest, keep = max(longest, w.Span), max(keep, w.Max)
 	}
 	ref := b.client.Collection(CollectionSendBudgets).Doc(DocID(key))
+	left := 0
 	err = b.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		ok, retryAt = false, time.Time{}
+		ok, retryAt, left = false, time.Time{}, keep
 		snap, err := tx.Get(ref)
 		if err != nil && status.Code(err) != codes.NotFound {
 			return err
@@ -73,6 +81,7 @@ func (b *SendBudgets) Reserve(ctx context.Context, key string, now time.Time, wi
 					in++
 				}
 			}
+			left = min(left, w.Max-in)
 			if in >= w.Max {
 				// The slot frees when the send that filled the window leaves it.
 				if at := sent[len(sent)-w.Max].Add(w.Span); at.After(retryAt) {
@@ -92,6 +101,12 @@ func (b *SendBudgets) Reserve(ctx context.Context, key string, now time.Time, wi
 	})
 	if err != nil {
 		return false, time.Time{}, classify(err, "reserve send budget %s", key)
+	}
+	if b.observe != nil {
+		if ok {
+			left--
+		}
+		b.observe(ctx, key, max(left, 0))
 	}
 	return ok, retryAt, nil
 }

@@ -44,6 +44,18 @@ const (
 	StatusNotificationFailuresExceeded = "notification_failures_exceeded"
 )
 
+// RevocationIsFinal reports whether a subscription revoked with status stays gone
+// until someone fixes the cause (the broadcaster authorizes the app again, a newer
+// version is used): recreating it would only be revoked again. conduit_deleted and
+// the transport statuses are not final; the subscription can be made again.
+func RevocationIsFinal(status string) bool {
+	switch status {
+	case StatusAuthorizationRevoked, StatusUserRemoved, StatusModeratorRemoved, StatusVersionRemoved:
+		return true
+	}
+	return false
+}
+
 // WebSocket close codes Twitch uses.
 const (
 	CloseInternalServerError = 4000

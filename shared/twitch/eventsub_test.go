@@ -179,3 +179,14 @@ func BenchmarkDecodeMessage(b *testing.B) {
 		}
 	}
 }
+
+func TestRevocationIsFinal(t *testing.T) {
+	for status, want := range map[string]bool{
+		StatusAuthorizationRevoked: true, StatusUserRemoved: true, StatusModeratorRemoved: true, StatusVersionRemoved: true,
+		StatusConduitDeleted: false, StatusWebSocketDisconnected: false, StatusNotificationFailuresExceeded: false, "": false,
+	} {
+		if got := RevocationIsFinal(status); got != want {
+			t.Errorf("RevocationIsFinal(%q) = %v, want %v", status, got, want)
+		}
+	}
+}

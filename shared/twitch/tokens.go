@@ -116,6 +116,9 @@ type ProviderOptions struct {
 	PollInterval time.Duration
 	// Holder identifies this process in leases. Default: a random UUID.
 	Holder string
+	// OnRefresh, when set, is told each refresh's outcome: "ok" or the error's code
+	// (for the token-refresh metric).
+	OnRefresh func(ctx context.Context, outcome string)
 }
 
 // Provider is a TokenSource backed by a TokenStore. Within a process refreshes are
@@ -277,6 +280,13 @@ func (p *Provider) Refresh(ctx context.Context, failed string) (string, error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*p.o.LeaseTTL+5*time.Second)
 	f.tok, f.err = p.refreshShared(rctx, failed)
 	cancel()
+	if p.o.OnRefresh != nil {
+		outcome := "ok"
+		if f.err != nil {
+			outcome = fault.CodeOf(f.err, "UNKNOWN")
+		}
+		p.o.OnRefresh(ctx, outcome)
+	}
 
 	p.mu.Lock()
 	p.flight = nil

@@ -18,6 +18,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
+	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
@@ -33,11 +34,34 @@ type Twitch struct {
 	Scopes []string
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	tel *telemetry.Telemetry
+	ins *telemetry.Instruments
+}
+
+// WithTelemetry traces and measures the Twitch calls (a client span each, the Helix
+// rate-limit headroom, responses by status class) and counts token refreshes.
+func WithTelemetry(tel *telemetry.Telemetry, ins *telemetry.Instruments) Option {
+	return func(o *options) { o.tel, o.ins = tel, ins }
+}
+
 // New builds the client. holder names this process in token-refresh leases.
 // It validates the token once (Twitch asks for validation at start), which also
 // yields the bot's user id when the configuration does not give it.
-func New(ctx context.Context, cfg config.Twitch, fs *firestore.Client, holder string, log *slog.Logger) (*Twitch, error) {
+func New(ctx context.Context, cfg config.Twitch, fs *firestore.Client, holder string, log *slog.Logger, opts ...Option) (*Twitch, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	httpClient := &http.Client{Timeout: 30 * time.Second}
+	var onRefresh func(context.Context, string)
+	if o.tel != nil {
+		httpClient.Transport = o.tel.Transport(nil, o.ins)
+		onRefresh = o.ins.TokenRefresh
+	}
 	oauth := twitch.NewOAuth(twitch.OAuthOptions{
 		BaseURL: cfg.AuthBaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		HTTPClient: httpClient, Logger: log,
@@ -58,7 +82,8 @@ func New(ctx context.Context, cfg config.Twitch, fs *firestore.Client, holder st
 			Store: store.NewTokenStore(fs), Role: twitch.RoleBot, OAuth: oauth, Logger: log, Holder: holder,
 			// Well above the OAuth call's 30 s timeout: a slow refresh must not outlive
 			// its lease, or another process could refresh with the same refresh token.
-			LeaseTTL: 90 * time.Second,
+			LeaseTTL:  90 * time.Second,
+			OnRefresh: onRefresh,
 		})
 		if err != nil {
 			return nil, err

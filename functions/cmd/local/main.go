@@ -5,6 +5,7 @@
 //     /<Name>/projects/P/topics/T — point a Pub/Sub push subscription there and the
 //     function sees the topic, as it does in the cloud.
 //   - FUNCTION_TARGET=Name: only that function, at /.
+//   - /metrics: the functions' metrics in the Prometheus format.
 //
 // PORT (default 8080) and HOST (default 127.0.0.1) choose the address.
 package main
@@ -41,6 +42,11 @@ func run() error {
 				return fmt.Errorf("register %s: %w", name, err)
 			}
 		}
+	}
+	// The instances' metrics, as the connector serves its own (the deployment pushes
+	// them over OTLP instead).
+	if err := funcframework.RegisterHTTPFunctionContext(context.Background(), "/metrics", functions.MetricsHandler().ServeHTTP); err != nil {
+		return fmt.Errorf("register /metrics: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "functions: serving on http://%s:%s\n", host, port)
 	return funcframework.StartHostPort(host, port)

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/stack"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -24,6 +23,9 @@ type eventLog struct {
 
 	mu      sync.Mutex
 	serving []string // the functions framework's "Serving function" names
+
+	deliveriesMu          sync.Mutex
+	seenChat, seenWhisper int // deliveries at the fake already printed
 }
 
 func (l *eventLog) watchAll(ctx context.Context, wg *sync.WaitGroup) {
@@ -44,7 +46,7 @@ func (l *eventLog) watchAll(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.pollDeliveries(ctx, l.st.Fake)
+			l.pollDeliveries(ctx)
 		}()
 	}
 }
@@ -132,6 +134,7 @@ func (l *eventLog) finalize(ctx context.Context, m bus.Received) {
 	if f.Error != nil {
 		extra += fmt.Sprintf(" error %s: %s", f.Error.Code, clip(f.Error.Message, 100))
 	}
+	l.flushDeliveries()
 	l.p.line("finalize", "%s correlationId %s%s", f.Status, f.CorrelationID, extra)
 	go func() {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -165,8 +168,7 @@ func (l *eventLog) deadLetter(m bus.Received) {
 }
 
 // pollDeliveries prints what reaches the fake Helix.
-func (l *eventLog) pollDeliveries(ctx context.Context, fake *faketwitch.Server) {
-	seenChat, seenWhisper := 0, 0
+func (l *eventLog) pollDeliveries(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -175,19 +177,32 @@ func (l *eventLog) pollDeliveries(ctx context.Context, fake *faketwitch.Server) 
 			return
 		case <-t.C:
 		}
-		d := fake.Deliveries()
-		for _, c := range d.Chat[min(seenChat, len(d.Chat)):] {
-			if c.Sent {
-				l.p.line("chat", "#%s <%s> %s (Twitch message_id %s)", c.Channel, c.Sender, clip(c.Message, 200), short(c.MessageID))
-			} else {
-				l.p.line("chat", "#%s <%s> dropped by Twitch (%s): %s", c.Channel, c.Sender, c.DropCode, clip(c.Message, 120))
-			}
-		}
-		for _, w := range d.Whispers[min(seenWhisper, len(d.Whispers)):] {
-			l.p.line("whisper", "%s -> %s (%s): %s", w.From, w.To, w.ToID, clip(w.Message, 200))
-		}
-		seenChat, seenWhisper = len(d.Chat), len(d.Whispers)
+		l.flushDeliveries()
 	}
+}
+
+// flushDeliveries prints the deliveries at the fake Helix not printed yet. The
+// finalize watcher calls it before its own line: a message reaches Twitch before its
+// outcome is published, so its chat or whisper line comes first, whatever the poll's
+// phase.
+func (l *eventLog) flushDeliveries() {
+	if l.st.Fake == nil {
+		return
+	}
+	l.deliveriesMu.Lock()
+	defer l.deliveriesMu.Unlock()
+	d := l.st.Fake.Deliveries()
+	for _, c := range d.Chat[min(l.seenChat, len(d.Chat)):] {
+		if c.Sent {
+			l.p.line("chat", "#%s <%s> %s (Twitch message_id %s)", c.Channel, c.Sender, clip(c.Message, 200), short(c.MessageID))
+		} else {
+			l.p.line("chat", "#%s <%s> dropped by Twitch (%s): %s", c.Channel, c.Sender, c.DropCode, clip(c.Message, 120))
+		}
+	}
+	for _, w := range d.Whispers[min(l.seenWhisper, len(d.Whispers)):] {
+		l.p.line("whisper", "%s -> %s (%s): %s", w.From, w.To, w.ToID, clip(w.Message, 200))
+	}
+	l.seenChat, l.seenWhisper = len(d.Chat), len(d.Whispers)
 }
 
 // connectorNotes are the connector's log messages worth a line of their own.
