@@ -110,7 +110,7 @@ variable "firestore_location" {
 }
 
 variable "ttl_collections" {
-  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows and the connector's forwarded-id ledger (shared/store writes expireAt in all of them)."
+  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows, the send budgets and the seen users (shared/store writes expireAt in all of them)."
   type        = list(string)
   default     = ["events", "idempotency", "deliveries", "whisperRecipients", "sendBudgets", "seenUsers"]
 }
@@ -122,9 +122,9 @@ variable "private_database" {
 }
 
 variable "private_ttl_collections" {
-  description = "Collections of private_database whose documents Firestore deletes after expireAt (the connector's forwarded-id ledger)."
+  description = "Collections of private_database whose documents Firestore deletes after expireAt. None today: the connector's forwarded-id ledger, the one such collection, is gone (Normalize's claim dedupes)."
   type        = list(string)
-  default     = ["eventsub_forwarded"]
+  default     = []
 }
 
 # ---------------------------------------------------------------------------------------
