@@ -54,6 +54,11 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Startup runs the start-up calls (nil: a new one logging to Log).
 	Startup *Startup
+	// AppHelix is Helix with the app access token: required in conduit mode.
+	AppHelix ConduitHelix
+	// WebhookShards keeps the conduit's webhook shards (conduit mode with
+	// CONDUIT_WEBHOOK_SHARDS > 0): conduit.KeepWebhookShards.
+	WebhookShards WebhookShardKeeper
 	// Telemetry receives the metrics and serves /metrics (nil: recorded, not exported).
 	Telemetry *telemetry.Telemetry
 }
@@ -74,6 +79,10 @@ type App struct {
 	hand   *handoff
 
 	handler http.Handler
+	// status publishes connector.status.changed events (both modes).
+	status *statusEvents
+	// conduit is the conduit mode (EVENTSUB_TRANSPORT=conduit); nil in WebSocket mode.
+	conduit *conduitMode
 
 	mu      sync.Mutex
 	session *eventsub.Session
@@ -119,11 +128,21 @@ func NewApp(ctx context.Context, cfg Config, d Deps) (*App, error) {
 		Registry: reg, MaxBytes: cfg.BufferBytes, Spill: store.NewSpill(d.Firestore), Instance: cfg.InstanceID,
 	})
 	a.hand = newHandoff(a)
+	a.status = newStatusEvents(d.Publisher, cfg.Topics.Ingress, cfg.InstanceID, reg, d.Log)
+	if cfg.Transport == TransportConduit {
+		switch {
+		case d.AppHelix == nil:
+			return nil, errors.New("conduit mode needs Helix with the app access token (TWITCH_CLIENT_SECRET)")
+		case cfg.ConduitWebhookShards > 0 && d.WebhookShards == nil:
+			return nil, errors.New("CONDUIT_WEBHOOK_SHARDS > 0 but no webhook-shard keeper was given (Deps.WebhookShards)")
+		}
+		a.conduit = newConduitMode(a, d.AppHelix, d.WebhookShards, ids)
+	}
 	a.handler = a.Handler()
 	if err := a.observe(); err != nil {
 		return nil, err
 	}
-	a.log.Info("connector: configured", "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
+	a.log.Info("connector: configured", "transport", cfg.Transport, "channels", cfg.Twitch.Channels, "broadcasterIds", ids,
 		"subscriptions", len(a.specs), "topic", cfg.Topics.Raw, "instance", cfg.InstanceID)
 	return a, nil
 }
@@ -182,6 +201,9 @@ func (a *App) Handler() http.Handler {
 
 // Ready reports readiness and why.
 func (a *App) Ready() (bool, string) {
+	if a.conduit != nil {
+		return a.conduit.ready()
+	}
 	a.mu.Lock()
 	s, holding, why := a.session, a.holding, a.standbyWhy
 	a.mu.Unlock()
@@ -233,6 +255,9 @@ func (a *App) Metrics() *eventsub.Metrics { return a.ms }
 // Run holds the session while this instance holds the lease, until ctx ends; then it
 // flushes the relay within the shutdown grace and releases the lease.
 func (a *App) Run(ctx context.Context) error {
+	if a.conduit != nil {
+		return a.conduit.run(ctx)
+	}
 	// One shutdown deadline, counted from the moment ctx ends (SIGTERM): the session's
 	// own wind-down spends from the same grace period as the flush.
 	var stopAt atomic.Int64
@@ -276,6 +301,9 @@ func (a *App) holdSession(ctx context.Context, acquired time.Time) {
 		run = func(ctx context.Context) { _ = s.Run(ctx) }
 	}
 	go a.watchToken(sctx, s)
+	watched := make(chan struct{})
+	go func() { defer close(watched); a.watchSession(sctx, s) }()
+	defer func() { cancel(); <-watched }()
 	a.mu.Lock()
 	a.session, a.holding = s, true
 	a.mu.Unlock()
@@ -307,6 +335,9 @@ func (a *App) shutdown(deadline time.Time) {
 		a.log.Error("connector: shutdown", "error", err.Error())
 	}
 	rcancel()
+	sctx, scancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve*2/3))
+	a.status.Close(sctx)
+	scancel()
 	lctx, lcancel := context.WithDeadline(context.Background(), deadline.Add(-shutdownReserve/3))
 	if err := a.lease.Release(lctx, leaseKey, a.cfg.InstanceID); err != nil {
 		a.log.Warn("connector: release lease", "host", firestoreHost(a.cfg), "error", err.Error())

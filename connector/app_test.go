@@ -16,6 +16,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/bitbrat/twitch-edge/connector/conduit"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
@@ -200,8 +201,15 @@ func (h *harness) start(id string, mutate ...func(*Config)) *runningApp {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	app, err := NewApp(ctx, cfg, Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log,
-		Telemetry: tel})
+	d := Deps{Helix: client, Users: client, BotUserID: botID, Publisher: pub, Firestore: h.fs, Log: log, Telemetry: tel}
+	if cfg.Transport == TransportConduit {
+		api := h.appHelix(cfg, log)
+		d.AppHelix = api
+		d.WebhookShards = func(ctx context.Context, conduitID string, ids []string) ([]string, error) {
+			return conduit.KeepWebhookShards(ctx, api, conduitID, conduit.WebhookShards{IDs: ids, Callback: cfg.WebhookCallback, Secret: cfg.WebhookSecret.Reveal()})
+		}
+	}
+	app, err := NewApp(ctx, cfg, d)
 	if err != nil {
 		h.t.Fatal(err)
 	}

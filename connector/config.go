@@ -46,12 +46,39 @@ type Config struct {
 	// RevokedRetry is how often subscriptions revoked for good are tried again (30 min;
 	// also whenever the bot's token document changes, checked every TokenCheck, 1 min).
 	RevokedRetry, TokenCheck time.Duration
+	// ShardCheck is how often a conduit shard's holder reads the shard back from
+	// Twitch and re-associates it if disabled (10 s; conduit.shard.disabled makes the
+	// holder look at once).
+	ShardCheck time.Duration
+	// ReconcileEvery is the conduit reconciler's round interval (30 s: a channel added
+	// to or removed from the Firestore channels collection takes effect within it).
+	ReconcileEvery time.Duration
 	// PubSubEmulator and FirestoreEmulator are the emulators' hosts
 	// (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST; unset in a deployment).
 	PubSubEmulator, FirestoreEmulator string
+	// Transport is how the connector receives EventSub (EVENTSUB_TRANSPORT):
+	// TransportWebSocket (one session, held by one instance) or TransportConduit
+	// (a conduit whose shards every instance shares; connector/conduit).
+	Transport string
+	// ConduitShards is the number of WebSocket shards (CONDUIT_SHARDS, 1..20000,
+	// default 2): at most the number of instances that always run (the layout rule).
+	ConduitShards int
+	// ConduitWebhookShards is the number of webhook shards after the WebSocket ones
+	// (CONDUIT_WEBHOOK_SHARDS, default 0), kept by conduit.KeepWebhookShards.
+	ConduitWebhookShards int
+	// WebhookCallback is where webhook shards point (EVENTSUB_WEBHOOK_CALLBACK_URL);
+	// their secret is TWITCH_EVENTSUB_WEBHOOK_SECRET.
+	WebhookCallback string
+	WebhookSecret   config.Secret
 	// Telemetry says where metrics and traces go (OTEL_*); /metrics is always served.
 	Telemetry telemetry.Config
 }
+
+// The EVENTSUB_TRANSPORT values.
+const (
+	TransportWebSocket = "websocket"
+	TransportConduit   = "conduit"
+)
 
 // ReadConfig reads the connector's configuration.
 func ReadConfig(get config.Lookup) (Config, error) {
@@ -77,9 +104,27 @@ func ReadConfig(get config.Lookup) (Config, error) {
 	c.LeaseTTL = r.Duration("CONNECTOR_LEASE_TTL", 30*time.Second)
 	c.ShutdownGrace = r.Duration("CONNECTOR_SHUTDOWN_GRACE", 8*time.Second)
 	c.KeepaliveGrace = r.Duration("EVENTSUB_KEEPALIVE_GRACE", time.Second)
-	c.RevokedRetry, c.TokenCheck = 30*time.Minute, time.Minute
+	c.RevokedRetry, c.TokenCheck, c.ShardCheck, c.ReconcileEvery = 30*time.Minute, time.Minute, 10*time.Second, 30*time.Second
 	c.PubSubEmulator = r.String("PUBSUB_EMULATOR_HOST", "")
 	c.FirestoreEmulator = r.String("FIRESTORE_EMULATOR_HOST", "")
+	c.Transport = r.String("EVENTSUB_TRANSPORT", TransportWebSocket)
+	switch c.Transport {
+	case TransportWebSocket, TransportConduit:
+	default:
+		r.Invalid("EVENTSUB_TRANSPORT", fmt.Errorf("%q is neither %q nor %q", c.Transport, TransportWebSocket, TransportConduit))
+	}
+	c.ConduitShards = r.Int("CONDUIT_SHARDS", 2, 1, 20_000)
+	c.ConduitWebhookShards = r.Int("CONDUIT_WEBHOOK_SHARDS", 0, 0, 20_000)
+	c.WebhookCallback = r.URL("EVENTSUB_WEBHOOK_CALLBACK_URL", "", "https", "http")
+	if c.ConduitWebhookShards > 0 {
+		c.WebhookSecret = r.Secret("TWITCH_EVENTSUB_WEBHOOK_SECRET")
+		if c.WebhookCallback == "" || !c.WebhookSecret.Set() {
+			r.Invalid("CONDUIT_WEBHOOK_SHARDS", errors.New("webhook shards need EVENTSUB_WEBHOOK_CALLBACK_URL and TWITCH_EVENTSUB_WEBHOOK_SECRET"))
+		}
+	}
+	if c.Transport == TransportConduit && !c.Twitch.ClientSecret.Set() {
+		r.Invalid("TWITCH_CLIENT_SECRET", errors.New("conduit mode needs the app's client secret (the app access token)"))
+	}
 	if err := checkChannels(c.Twitch.Channels); err != nil {
 		r.Invalid("TWITCH_CHANNELS", err)
 	}

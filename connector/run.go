@@ -10,9 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cloud.google.com/go/firestore"
+
+	"github.com/bitbrat/twitch-edge/connector/conduit"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/telemetry"
+	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitchclient"
 )
 
@@ -81,15 +85,43 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 	}
 	pub := bus.NewPublisher(ps, nil)
 	defer pub.Close()
-	app, err := NewApp(ctx, cfg, Deps{
+	deps := Deps{
 		Helix: tw.Client, Users: tw.Client, BotUserID: tw.BotUserID, Publisher: pub, Firestore: fs, Log: log,
 		Startup: s, Telemetry: tel,
-	})
+	}
+	if cfg.Transport == TransportConduit {
+		api, err := appHelix(cfg, fs, tw, log)
+		if err != nil {
+			return err
+		}
+		deps.AppHelix = api
+		deps.WebhookShards = func(ctx context.Context, conduitID string, ids []string) ([]string, error) {
+			return conduit.KeepWebhookShards(ctx, api, conduitID, conduit.WebhookShards{
+				IDs: ids, Callback: cfg.WebhookCallback, Secret: cfg.WebhookSecret.Reveal()})
+		}
+	}
+	app, err := NewApp(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
 	h.app.Store(app)
 	return app.Run(ctx)
+}
+
+// appHelix is Helix with the app access token (client-credentials grant, shared
+// by every instance through Firestore), for conduit mode.
+func appHelix(cfg Config, fs *firestore.Client, tw *twitchclient.Twitch, log *slog.Logger) (*twitch.Client, error) {
+	apps, err := twitch.NewAppTokenProvider(twitch.AppTokenProviderOptions{
+		Store: store.NewAppTokenStore(fs), OAuth: tw.OAuth, Holder: cfg.InstanceID, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("conduit mode: %w", err)
+	}
+	return twitch.NewClient(twitch.Options{
+		APIBaseURL: cfg.Twitch.APIBaseURL, AuthBaseURL: cfg.Twitch.AuthBaseURL,
+		EventSubSubscriptionsURL: cfg.Twitch.EventSubSubscriptionsURL, ClientID: cfg.Twitch.ClientID,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second}, AppTokens: apps, Logger: log,
+	}), nil
 }
 
 // firestoreHost names the Firestore endpoint for logs.

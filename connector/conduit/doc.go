@@ -43,5 +43,9 @@
 // The trade-off: throughput per shard is one socket's, and the conduit's throughput
 // grows only with the instance count; a spare instance is idle. A deployment that
 // needs more shards than instances would pair the WebSocket shards with a webhook
-// shard as a second chance (not built here).
+// shard as a second chance (CONDUIT_WEBHOOK_SHARDS; KeepWebhookShards).
+//
+// The connector wires these together in connector/conduitmode.go: one held shard
+// per instance, the reconciler under its lease, a SIGTERM that hands the shard to a
+// standby before its socket closes, and status events for every change.
 package conduit

@@ -43,6 +43,19 @@ type HolderOptions struct {
 	OnRevocation func(ctx context.Context, sub twitch.Subscription)
 	// OnPatched is told every session id the shard was pointed at. Optional.
 	OnPatched func(sessionID string)
+	// OnDown is told when the shard's socket ended (other than by ctx or Drain): the
+	// shard is disabled until the next PATCH. Optional.
+	OnDown func(reason string)
+	// Recheck, when it delivers, makes the holder read the shard's status back at
+	// once (conduit.shard.disabled named it) and PATCH it again if needed. Optional.
+	Recheck <-chan struct{}
+	// Drain, once closed, hands the shard over (a deploy's SIGTERM, after the lease
+	// was released): the holder no longer PATCHes, keeps reading its socket until
+	// Twitch shows the shard on another session (the next holder's PATCH), and then
+	// returns; nothing Twitch sent to the old socket is left unread. ctx bounds it.
+	Drain <-chan struct{}
+	// MovedPoll is how often a draining holder reads the shard back. Default 200 ms.
+	MovedPoll time.Duration
 	// PatchWindow is how soon after a welcome the shard must be PATCHed: Twitch
 	// closes a socket unused for 10 s. Default 10 s.
 	PatchWindow time.Duration
@@ -81,6 +94,9 @@ func (o *HolderOptions) defaults() {
 	if o.ReconnectDrain <= 0 {
 		o.ReconnectDrain = 2 * time.Second
 	}
+	if o.MovedPoll <= 0 {
+		o.MovedPoll = 200 * time.Millisecond
+	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = 1 << 20
 	}
@@ -96,6 +112,19 @@ func (o *HolderOptions) defaults() {
 // errFenced ends RunShard: the lease is gone, another instance serves the shard.
 var errFenced = errors.New("shard lease no longer held")
 
+// errMoved ends a draining holder: the shard points at another session now.
+var errMoved = errors.New("shard handed over to another session")
+
+// draining reports whether o.Drain is closed.
+func (o *HolderOptions) draining() bool {
+	select {
+	case <-o.Drain:
+		return o.Drain != nil
+	default:
+		return false
+	}
+}
+
 // RunShard serves one held shard until ctx ends or the lease is lost: it keeps a
 // WebSocket to the EventSub server, PATCHes the shard with the session id within
 // PatchWindow of every welcome whose id changed (a new socket after a drop always
@@ -107,6 +136,9 @@ func RunShard(ctx context.Context, o HolderOptions) error {
 	url := o.URL
 	backoff := o.RetryMin
 	for {
+		if o.draining() {
+			return nil
+		}
 		c, err := dialShard(ctx, &o, url)
 		url = o.URL
 		if err != nil {
@@ -140,11 +172,18 @@ func RunShard(ctx context.Context, o HolderOptions) error {
 		if ctx.Err() != nil || errors.Is(err, errFenced) {
 			return fencedOrNil(ctx, err)
 		}
+		if errors.Is(err, errMoved) || o.draining() {
+			o.Logger.Info("conduit shard handed over; holder done", "reason", fmt.Sprint(err))
+			return nil
+		}
 		if next != "" {
 			url = next
 			continue
 		}
 		o.Logger.Warn("conduit shard socket ended; reconnecting (a new session is PATCHed)", "error", err)
+		if o.OnDown != nil {
+			o.OnDown(err.Error())
+		}
 	}
 }
 

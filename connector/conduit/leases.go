@@ -43,6 +43,10 @@ type ShardLeasesOptions struct {
 	// OnLose is called when a held lease is lost, overdue or released: stop the
 	// holder at once (another instance may hold the shard soon).
 	OnLose func(shardID, reason string)
+	// ClaimEvery is how often an instance below MaxHeld looks for a free shard
+	// between rounds: a standby must claim a shard released at SIGTERM while the old
+	// holder still reads its socket (the hand-over). Default TTL/3 (no extra looks).
+	ClaimEvery time.Duration
 	// Now is the clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -53,6 +57,9 @@ type ShardLeases struct {
 	o    ShardLeasesOptions
 	mu   sync.Mutex
 	held map[string]*heldLease
+	// allTaken: the last round that looked for a shard found every one held (by this
+	// instance or a live lease of another); a standby is then where it should be.
+	allTaken bool
 }
 
 type heldLease struct {
@@ -105,8 +112,21 @@ func (m *ShardLeases) Held() []string {
 func (m *ShardLeases) Run(ctx context.Context) error {
 	t := time.NewTicker(m.o.TTL / 3)
 	defer t.Stop()
+	claimEvery := m.o.ClaimEvery
+	if claimEvery <= 0 || claimEvery > m.o.TTL/3 {
+		claimEvery = m.o.TTL / 3
+	}
+	c := time.NewTicker(claimEvery)
+	defer c.Stop()
+	round := true
 	for {
-		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if round {
+			err = m.Round(ctx)
+		} else if len(m.Held()) < m.o.MaxHeld {
+			err = m.claim(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
 			m.o.Logger.Warn("shard lease round failed; retrying next round", "error", err, "held", m.Held())
 		}
 		select {
@@ -114,6 +134,9 @@ func (m *ShardLeases) Run(ctx context.Context) error {
 			m.ReleaseAll(context.WithoutCancel(ctx))
 			return nil
 		case <-t.C:
+			round = true
+		case <-c.C:
+			round = false
 		}
 	}
 }
@@ -125,11 +148,21 @@ func (m *ShardLeases) Round(ctx context.Context) error {
 	for _, id := range m.Held() {
 		_ = m.renew(ctx, id)
 	}
+	return m.claim(ctx)
+}
+
+// claim takes free or expired shards up to MaxHeld.
+func (m *ShardLeases) claim(ctx context.Context) error {
 	if len(m.Held()) >= m.o.MaxHeld {
 		return nil
 	}
 	n := m.o.Shards()
 	var firstErr error
+	defer func() {
+		m.mu.Lock()
+		m.allTaken = firstErr == nil
+		m.mu.Unlock()
+	}()
 	for i := 0; i < n && len(m.Held()) < m.o.MaxHeld; i++ {
 		id := strconv.Itoa(i)
 		if m.holds(id) {
@@ -155,6 +188,15 @@ func (m *ShardLeases) Round(ctx context.Context) error {
 		m.o.OnGain(id, l)
 	}
 	return firstErr
+}
+
+// EveryShardHeld reports whether the last round that looked for a free shard found
+// none: every shard is held, by this instance or another. False before any round and
+// after a round whose claims failed (Firestore away: unknown).
+func (m *ShardLeases) EveryShardHeld() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.allTaken
 }
 
 // Fence renews shard id's lease and fails if this instance no longer holds it: a

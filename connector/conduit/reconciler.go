@@ -51,6 +51,15 @@ type ReconcilerOptions struct {
 	StaticChannels []string
 	// Types are the subscription types per channel.
 	Types []eventsub.TypeVersion
+	// Fixed are further subscriptions not tied to a channel (conduit.shard.disabled
+	// for this conduit), built for the conduit in use. Optional.
+	Fixed func(conduitID string) []eventsub.Spec
+	// OnCreateFailed is told each subscription Twitch refused to create (other than
+	// over the budget), for status events. Optional.
+	OnCreateFailed func(s eventsub.Spec, err error)
+	// OnResult is told every round's outcome in Run (readiness, status events).
+	// Optional.
+	OnResult func(Result, error)
 	// ModeratorUserID fills moderator_user_id for types that need one (channel.follow).
 	ModeratorUserID string
 	// Budget caps the total cost this reconciler spends; 0 means Twitch's
@@ -132,6 +141,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		res, err := r.Round(ctx)
+		if r.o.OnResult != nil && ctx.Err() == nil {
+			r.o.OnResult(res, err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			r.o.Logger.Warn("conduit reconcile round failed; next round retries", "error", err)
@@ -217,7 +229,7 @@ func (r *Reconciler) keepLease(ctx context.Context, cancel context.CancelCauseFu
 }
 
 // desired builds channels × types, by key.
-func (r *Reconciler) desired(ctx context.Context) (map[string]eventsub.Spec, error) {
+func (r *Reconciler) desired(ctx context.Context, conduitID string) (map[string]eventsub.Spec, error) {
 	ids := slices.Clone(r.o.StaticChannels)
 	if r.o.Channels != nil {
 		chs, err := r.o.Channels.List(ctx)
@@ -242,6 +254,11 @@ func (r *Reconciler) desired(ctx context.Context) (map[string]eventsub.Spec, err
 			out[s.Key()] = s
 		}
 	}
+	if r.o.Fixed != nil {
+		for _, s := range r.o.Fixed(conduitID) {
+			out[s.Key()] = s
+		}
+	}
 	return out, nil
 }
 
@@ -250,7 +267,7 @@ func (r *Reconciler) round(ctx context.Context) (Result, error) {
 	if conduitID == "" {
 		return Result{}, errors.New("reconcile: no conduit yet")
 	}
-	want, err := r.desired(ctx)
+	want, err := r.desired(ctx, conduitID)
 	if err != nil {
 		return Result{}, fmt.Errorf("reconcile: desired state: %w", err)
 	}
@@ -361,6 +378,9 @@ func (r *Reconciler) round(ctx context.Context) (Result, error) {
 			res.Failed++
 			if len(res.Errors) < 10 {
 				res.Errors = append(res.Errors, fmt.Sprintf("create %s: %v", key, err))
+			}
+			if r.o.OnCreateFailed != nil {
+				r.o.OnCreateFailed(s, err)
 			}
 		}
 	})

@@ -111,13 +111,36 @@ func serveShard(ctx context.Context, o *HolderOptions, c *shardConn, patched *st
 	check := time.NewTicker(o.CheckEvery)
 	defer check.Stop()
 	var drainTimer <-chan time.Time
+	// handing is the handover poll, started once o.Drain closes.
+	var handing <-chan time.Time
+	drain := o.Drain
 	for {
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
+		case <-drain:
+			drain = nil
+			t := time.NewTicker(o.MovedPoll)
+			defer t.Stop()
+			handing = t.C
+			o.Logger.Info("conduit shard draining: reading on until Twitch shows it on another session")
+		case <-handing:
+			if shardMoved(ctx, o, c.session.ID) {
+				return "", errMoved
+			}
+		case <-o.Recheck:
+			if o.draining() {
+				continue
+			}
+			if err := checkShard(ctx, o, c.session.ID, c.welcomeAt); err != nil {
+				return "", err
+			}
 		case <-watchdog.C:
 			return "", fmt.Errorf("%w (%s)", errKeepalive, c.keepalive)
 		case <-check.C:
+			if o.draining() {
+				continue
+			}
 			if err := checkShard(ctx, o, c.session.ID, c.welcomeAt); err != nil {
 				return "", err
 			}
@@ -215,6 +238,24 @@ func handleFrame(ctx context.Context, o *HolderOptions, fr frameRead) string {
 		o.Logger.Info("unknown eventsub message type on conduit shard; ignored", "messageType", f.MessageType, "messageId", f.MessageID)
 	}
 	return ""
+}
+
+// shardMoved reports whether Twitch lists the shard on a session other than ours
+// (or not enabled on ours): a draining holder may then stop reading.
+func shardMoved(ctx context.Context, o *HolderOptions, sessionID string) bool {
+	cctx, cancel := context.WithTimeout(ctx, o.PatchWindow)
+	shards, err := o.API.GetConduitShards(cctx, o.ConduitID, "")
+	cancel()
+	if err != nil {
+		o.Logger.Warn("conduit shard status not read while draining; asking again", "error", err)
+		return false
+	}
+	for _, s := range shards {
+		if s.ID == o.ShardID {
+			return s.Transport.SessionID != sessionID || s.Status != twitch.StatusEnabled
+		}
+	}
+	return true
 }
 
 // checkShard reads the shard back and re-PATCHes it when Twitch disabled it or it

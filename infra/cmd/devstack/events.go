@@ -77,6 +77,16 @@ func (l *eventLog) raw(m bus.Received) {
 
 // ingress is an event Normalize published.
 func (l *eventLog) ingress(m bus.Received) {
+	if m.Attributes[event.AttrType] == event.TypeConnectorStatusChanged {
+		var st event.ConnectorStatus
+		_ = json.Unmarshal(m.Data, &st)
+		what := st.Subject
+		if st.Shard != "" {
+			what += " " + st.Shard
+		}
+		l.p.line("status", "%s %s %s -> %s: %s (%s)", st.InstanceID, what, st.PreviousState, st.CurrentState, st.Reason, l.st.Topics.Ingress)
+		return
+	}
 	e, err := event.Decode(m.Data)
 	if err != nil {
 		l.p.line("ingress", "undecodable event: %v", err)
