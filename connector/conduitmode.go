@@ -97,6 +97,7 @@ func newConduitMode(a *App, api ConduitHelix, hooks WebhookShardKeeper, channelI
 		roundFailures: reg.Counter("connector_conduit_reconcile_failures_total", "reconcile rounds that failed or left subscriptions failed"),
 		heldNow:       reg.Gauge("connector_conduit_shards_held", "conduit shards this instance holds"),
 	}
+	metrics.ShardsByStatus(reg, m.shardsByStatus)
 	m.hctx, m.hstop = context.WithCancel(context.Background())
 	cs := store.NewConduitStore(a.deps.Firestore, conduitName, nil)
 	m.cs = cs
@@ -119,6 +120,26 @@ func newConduitMode(a *App, api ConduitHelix, hooks WebhookShardKeeper, channelI
 		OnCreateFailed: m.createFailed, OnResult: m.reconciled, Every: cfg.ReconcileEvery, Logger: a.log,
 	})
 	return m
+}
+
+// shardsByStatus counts the shards this instance holds by their state as it last
+// saw it: "enabled" while the socket is welcomed and the shard points at it, else
+// "down". Summed over instances, the dashboard shows the conduit's shards;
+// shards nobody holds are the difference to CONDUIT_SHARDS.
+func (m *conduitMode) shardsByStatus() map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int64{}
+	for _, h := range m.holders {
+		// Two values only: the reasons are free text, unfit as a metric label (the
+		// log and /readyz carry them).
+		if h.up {
+			out["enabled"]++
+		} else {
+			out["down"]++
+		}
+	}
+	return out
 }
 
 func (m *conduitMode) currentConduit() string {

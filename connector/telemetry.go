@@ -76,8 +76,9 @@ func metricsHandler(t *telemetry.Telemetry) http.Handler {
 }
 
 // telemetryFlush bounds the last export at shutdown: Cloud Run allows 10 s after
-// SIGTERM and the relay's flush has spent most of it.
-const telemetryFlush = 2 * time.Second
+// SIGTERM, the relay's flush and the lease release spend CONNECTOR_SHUTDOWN_GRACE (8 s)
+// of it and the health server's shutdown up to 1 s more.
+const telemetryFlush = time.Second
 
 // startTelemetry builds the providers. With an OTLP endpoint they become the
 // process's globals, which the Pub/Sub client's tracing reads.

@@ -5,7 +5,8 @@
 //
 // Each entry point is a thin trigger.Wrap around a service from its own package:
 // Normalize (functions/normalize), EgressChat and EgressWhisper (functions/egress)
-// and Finalize (functions/finalize).
+// and Finalize (functions/finalize), and EventSubReconcile (functions/reconcile).
+// EventSubWebhook (functions/webhook) is the one HTTP function.
 package functions
 
 import (
@@ -59,6 +60,9 @@ var handlers = sync.OnceValue(func() map[string]CloudEventFunc {
 		NameEgressChat:    lazy(NameEgressChat, originalEgress, buildEgressChat),
 		NameEgressWhisper: lazy(NameEgressWhisper, originalEgress, buildEgressWhisper),
 		NameFinalize:      lazy(NameFinalize, event.TypeEgressDeliver, buildFinalize),
+		// Serverless mode's conduit upkeep; without its configuration every tick fails
+		// (logged) and nothing else is affected.
+		NameEventSubReconcile: lazy(NameEventSubReconcile, reconcileTick, buildReconcile),
 	}
 })
 
@@ -198,7 +202,7 @@ func lazy(name, originalType string, build func(context.Context, *env) (trigger.
 			Pub: env.pub, Topic: env.topics.DeadLetter,
 			Source: "twitch-edge." + strings.ToLower(name), OriginalType: originalType,
 		}
-		fn = trigger.Wrap(name, env.log.With("function", name), dl, observed(name, env, h))
+		fn = trigger.Wrap(name, env.log.With("function", name), dl, h, observed(name, env))
 		return fn, nil
 	}
 	return func(ctx context.Context, e cloudevent.Event) error {

@@ -35,29 +35,30 @@ func MetricsHandler() http.Handler {
 	})
 }
 
-// observed runs h in a consumer span that continues the trace the message carries
-// (the Pub/Sub client's googclient_traceparent attribute), and counts the outcome as
-// the trigger will apply it: ok, retry, or dead_letter.
-func observed(name string, e *env, h trigger.Handler) trigger.Handler {
+// observed is the trigger's Observe hook: each message is handled in a consumer span
+// that continues the trace the message carries (the Pub/Sub client's
+// googclient_traceparent attribute), and its outcome is counted as the trigger applies
+// it: ok, retry, or dead_letter.
+func observed(name string, e *env) trigger.Option {
 	tracer := e.tel.Tracer(scope)
-	return func(ctx context.Context, m trigger.Message) error {
+	return trigger.Observe(func(ctx context.Context, m trigger.Message) (context.Context, func(error)) {
 		ctx = e.tel.Propagator.Extract(ctx, pubsubCarrier(m.Attributes))
 		ctx, span := tracer.Start(ctx, name+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.system", "gcp_pubsub"),
 				attribute.String("messaging.message.id", m.ID), attribute.String("messaging.destination.name", m.Topic)))
-		err := h(ctx, m)
-		outcome, code := telemetry.OutcomeOK, ""
-		if err != nil {
-			outcome, code = telemetry.OutcomeDeadLetter, fault.CodeOf(err, "UNPROCESSABLE")
-			if fault.Retryable(err) {
-				outcome, code = telemetry.OutcomeRetry, fault.CodeOf(err, "UNKNOWN")
+		return ctx, func(err error) {
+			outcome, code := telemetry.OutcomeOK, ""
+			if err != nil {
+				outcome, code = telemetry.OutcomeDeadLetter, fault.CodeOf(err, "UNPROCESSABLE")
+				if fault.Retryable(err) {
+					outcome, code = telemetry.OutcomeRetry, fault.CodeOf(err, "UNKNOWN")
+				}
+				span.SetStatus(codes.Error, code)
 			}
-			span.SetStatus(codes.Error, code)
+			span.End()
+			e.ins.Message(ctx, name, outcome, code)
 		}
-		span.End()
-		e.ins.Message(ctx, name, outcome, code)
-		return err
-	}
+	})
 }
 
 // pubsubCarrier reads the trace context from a message's attributes under the

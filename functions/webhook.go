@@ -86,21 +86,25 @@ var eventSubWebhook = func() http.HandlerFunc {
 }()
 
 func newWebhookService(env *env, secret config.Secret) *webhook.Service {
-	return &webhook.Service{
-		Secret:      secret,
-		Pub:         asyncPublisher{env.pub},
-		Claims:      store.NewWebhookMessages(env.fs, webhookRetention, nil),
-		Revocations: store.NewConnectorState(env.fs, "eventsub", env.owner, nil),
-		// The conduit reconciler's record (the one conduit, named as the connector
-		// and EventSubReconcile name it), so it does not recreate a revoked
-		// subscription.
-		ConduitRevocations: store.NewConduitStore(env.fs, ConduitName, nil),
-		RawTopic:           env.topics.Raw,
-		IngressTopic:       env.topics.Ingress,
-		Owner:              env.owner,
-		Now:                time.Now,
-		Log:                env.log.With("function", NameEventSubWebhook),
+	svc := &webhook.Service{
+		Secret:       secret,
+		Pub:          asyncPublisher{env.pub},
+		Claims:       store.NewWebhookMessages(env.fs, webhookRetention, nil),
+		Revocations:  store.NewConnectorState(env.fs, "eventsub", env.owner, nil),
+		RawTopic:     env.topics.Raw,
+		IngressTopic: env.topics.Ingress,
+		Owner:        env.owner,
+		Now:          time.Now,
+		Log:          env.log.With("function", NameEventSubWebhook),
 	}
+	// The conduit's records (its revocations, which the reconciler does not
+	// recreate) live in the connector's database. The public function never reaches
+	// a private one (TWITCH_TOKEN_DATABASE): there the reconciler records the
+	// revocation itself from Twitch's subscription list on its next round.
+	if db := env.fns.TokenDatabase; db == "" || db == env.common.Database {
+		svc.ConduitRevocations = store.NewConduitStore(env.fs, ConduitName, nil)
+	}
+	return svc
 }
 
 // asyncPublisher adapts *bus.Publisher to webhook.Publisher.

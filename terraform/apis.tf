@@ -1,7 +1,7 @@
 # The APIs this deployment uses. They stay enabled on destroy: other things in the
 # project may use them, and disabling an API can delete its data.
 resource "google_project_service" "enabled" {
-  for_each = toset([
+  for_each = toset(concat([
     "artifactregistry.googleapis.com",     # function images and the connector image
     "cloudbuild.googleapis.com",           # builds the function source
     "cloudfunctions.googleapis.com",       # Cloud Functions (gen2)
@@ -14,7 +14,9 @@ resource "google_project_service" "enabled" {
     "run.googleapis.com",                  # the connector, and the functions' services
     "secretmanager.googleapis.com",        # the Twitch client secret
     "storage.googleapis.com",              # the function source bucket
-  ])
+    ], local.serverless ? [
+    "cloudscheduler.googleapis.com", # EventSubReconcile's ticks (serverless mode)
+  ] : []))
 
   project            = var.project_id
   service            = each.value

@@ -1,10 +1,16 @@
-# The connector: the always-on holder of the EventSub WebSocket. Exactly one instance
-# (min = max = 1) with its CPU always allocated (cpu_idle = false: no throttling between
-# requests, since its work is the socket, not requests). A deploy briefly runs the old
-# and the new revision side by side; the connector's Firestore lease lets only one hold
-# the EventSub session. On SIGTERM Cloud Run allows 10 seconds before SIGKILL: the
-# connector flushes pending publishes and releases the lease within that.
+# The connector: the always-on holder of the EventSub WebSocket, its CPU always
+# allocated (cpu_idle = false: no throttling between requests, since its work is the
+# socket, not requests). In WebSocket mode exactly one instance (min = max = 1): a
+# deploy briefly runs the old and the new revision side by side, and the connector's
+# Firestore lease lets only one hold the EventSub session. In conduit mode 2+ instances
+# share one conduit, one WebSocket shard each (fenced Firestore leases), so a restart
+# or deploy loses nothing; the webhook shards, if any, point at EventSubWebhook. In
+# serverless mode there is no connector (reconcile.tf). On SIGTERM Cloud Run allows 10
+# seconds before SIGKILL: the connector flushes pending publishes and releases its
+# lease (or hands its shard over) within that.
 resource "google_cloud_run_v2_service" "connector" {
+  count = local.connector_enabled ? 1 : 0
+
   name     = "${var.name_prefix}-connector"
   location = var.region
   labels   = local.labels
@@ -22,8 +28,8 @@ resource "google_cloud_run_v2_service" "connector" {
     labels                           = local.labels
 
     scaling {
-      min_instance_count = 1
-      max_instance_count = 1
+      min_instance_count = local.conduit_mode ? var.conduit_min_instances : 1
+      max_instance_count = local.conduit_mode ? var.conduit_max_instances : 1
     }
 
     containers {
@@ -57,6 +63,21 @@ resource "google_cloud_run_v2_service" "connector" {
           secret_key_ref {
             secret  = google_secret_manager_secret.twitch_client_secret.secret_id
             version = "latest"
+          }
+        }
+      }
+
+      # The webhook shards' signing secret, which the connector gives Twitch when it
+      # points a shard at EventSubWebhook.
+      dynamic "env" {
+        for_each = local.connector_uses_webhook ? ["TWITCH_EVENTSUB_WEBHOOK_SECRET"] : []
+        content {
+          name = env.value
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.webhook_secret.secret_id
+              version = "latest"
+            }
           }
         }
       }
@@ -99,12 +120,37 @@ resource "google_cloud_run_v2_service" "connector" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = length(trimspace(var.connector_image)) > 0
+      error_message = "connector_image is required: build and push the connector image first (README, Deploy)."
+    }
+    precondition {
+      condition     = !local.conduit_mode || var.conduit_shards <= var.conduit_min_instances
+      error_message = "conduit mode: conduit_shards must not exceed conduit_min_instances (one WebSocket shard per instance that always runs; an unheld shard is always disabled and loses notifications whose retry lands on a dead instance's shard)."
+    }
+    precondition {
+      condition     = !local.conduit_mode || var.conduit_max_instances >= var.conduit_min_instances
+      error_message = "conduit mode: conduit_max_instances must be at least conduit_min_instances."
+    }
+  }
+
   depends_on = [
     google_project_service.enabled,
     google_secret_manager_secret_iam_member.twitch_client_secret,
+    google_secret_manager_secret_iam_member.connector_webhook_secret,
     google_pubsub_topic_iam_member.publisher,
     google_project_iam_member.datastore_user,
   ]
+}
+
+# In conduit mode with webhook shards the connector signs them with the webhook secret.
+resource "google_secret_manager_secret_iam_member" "connector_webhook_secret" {
+  count = local.connector_uses_webhook ? 1 : 0
+
+  secret_id = google_secret_manager_secret.webhook_secret.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.connector.member
 }
 
 locals {
@@ -119,6 +165,11 @@ locals {
       EVENTSUB_RAW_TOPIC                = var.eventsub_raw_topic
       EVENTSUB_EXTRA_SUBSCRIPTIONS      = var.eventsub_extra_subscriptions
       CONNECTOR_INSTANCE_ID             = var.connector_instance_id
+      # Conduit mode (EVENTSUB_TRANSPORT=conduit); in WebSocket mode these stay unset.
+      EVENTSUB_TRANSPORT            = local.conduit_mode ? "conduit" : ""
+      CONDUIT_SHARDS                = local.conduit_mode ? tostring(var.conduit_shards) : ""
+      CONDUIT_WEBHOOK_SHARDS        = local.connector_uses_webhook ? tostring(var.conduit_webhook_shards) : ""
+      EVENTSUB_WEBHOOK_CALLBACK_URL = local.connector_uses_webhook ? google_cloudfunctions2_function.webhook.service_config[0].uri : ""
       # A soft heap limit below the container's memory: the GC works harder near it
       # instead of the instance being killed for memory.
       GOMEMLIMIT = var.connector_gomemlimit

@@ -5,7 +5,16 @@
 #                            output topics only;
 #                            secretAccessor on the client secret (Twitch callers only)
 #   connector SA             datastore.user on the private database (its state, the
-#                            token); publisher on the raw topic; secretAccessor
+#                            token, the conduit); publisher on the raw topic and on
+#                            internal.ingress.v1 (status events); secretAccessor (and
+#                            the webhook secret in conduit mode with webhook shards);
+#                            none of it in serverless mode, where no connector runs
+#   webhook SA (webhook.tf)  datastore.user on the shared database; publisher on raw and
+#                            on internal.ingress.v1 (revocation status events); the
+#                            webhook secret
+#   reconcile SA             serverless mode (reconcile.tf): datastore.user on the
+#                            connector's database; publisher on internal.ingress.v1;
+#                            the client secret and the webhook secret
 #   egress_publishers        publisher on the egress topics: who may make the bot speak
 #   push SA                  run.invoker on each function's Cloud Run service: Pub/Sub
 #                            push subscriptions sign their requests as it
@@ -108,7 +117,8 @@ resource "google_pubsub_subscription_iam_member" "pubsub_agent_acks_dead_letters
 resource "google_secret_manager_secret_iam_member" "twitch_client_secret" {
   for_each = merge(
     { for k, f in local.functions : k => google_service_account.function[k].member if f.twitch },
-    { connector = google_service_account.connector.member },
+    local.connector_enabled ? { connector = google_service_account.connector.member } : {},
+    local.serverless ? { reconcile = google_service_account.reconcile[0].member } : {},
   )
 
   secret_id = google_secret_manager_secret.twitch_client_secret.id

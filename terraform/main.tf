@@ -35,6 +35,13 @@ locals {
   token_database   = local.private_database == "" ? var.firestore_database : local.private_database
   egress_channels  = var.egress_channels == null ? var.twitch_channels : var.egress_channels
 
+  # EventSub transport (variables.tf, eventsub_transport): the connector runs in
+  # WebSocket and conduit mode; serverless mode has EventSubReconcile instead.
+  conduit_mode           = var.eventsub_transport == "conduit"
+  serverless             = var.eventsub_transport == "serverless"
+  connector_enabled      = !local.serverless
+  connector_uses_webhook = local.conduit_mode && var.conduit_webhook_shards > 0
+
   # Environment every process reads; empty values are left out so that the code's
   # defaults apply (see the README's configuration table).
   common_env = merge({
@@ -139,7 +146,9 @@ locals {
         for t in f.publishes : "${k}/${t}" => { member = google_service_account.function[k].member, topic = t }
       }
     ]...),
-    { "connector/raw" = { member = google_service_account.connector.member, topic = "raw" } },
+    local.connector_enabled ? { "connector/raw" = { member = google_service_account.connector.member, topic = "raw" } } : {},
+    # Status events (connector.status.changed) go to internal.ingress.v1.
+    local.connector_enabled ? { "connector/ingress" = { member = google_service_account.connector.member, topic = "ingress" } } : {},
   )
 
   # Firestore access, per database (IAM conditions on the database's resource name):
@@ -149,12 +158,10 @@ locals {
   token_users = toset(["egress_chat", "egress_whisper"])
   datastore_access = merge(
     { for k, sa in google_service_account.function : "${k}/${var.firestore_database}" => { member = sa.member, database = var.firestore_database } },
-    local.private_database == "" ? {
-      "connector/${var.firestore_database}" = { member = google_service_account.connector.member, database = var.firestore_database }
-      } : merge(
-      { for k in local.token_users : "${k}/${local.private_database}" => { member = google_service_account.function[k].member, database = local.private_database } },
-      { "connector/${local.private_database}" = { member = google_service_account.connector.member, database = local.private_database } },
-    ),
+    { for k in local.token_users : "${k}/${local.private_database}" => { member = google_service_account.function[k].member, database = local.private_database } if local.private_database != "" },
+    # The connector's state (and the conduit's records) live in its database, the
+    # private one when there is one.
+    local.connector_enabled ? { "connector/${local.token_database}" = { member = google_service_account.connector.member, database = local.token_database } } : {},
   )
 
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"

@@ -6,51 +6,8 @@
 # lines carry logging.googleapis.com/trace so Cloud Logging links them.
 #
 # This file holds the APIs, the two writer roles, the telemetry environment the
-# processes read (merged into local.common_env), the dashboard and the alert policies.
-
-variable "telemetry_enabled" {
-  description = "Export metrics and traces to Google Cloud (sets OTEL_EXPORTER_OTLP_ENDPOINT)."
-  type        = bool
-  default     = true
-}
-
-variable "trace_sample_ratio" {
-  description = "Share of new traces sampled (OTEL_TRACES_SAMPLER_ARG, 0..1). Cloud Trace bills per span ingested."
-  type        = number
-  default     = 0.1
-  validation {
-    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
-    error_message = "trace_sample_ratio is a ratio between 0 and 1."
-  }
-}
-
-variable "metric_export_interval_ms" {
-  description = "How often metrics are pushed (OTEL_METRIC_EXPORT_INTERVAL, ms). Cloud Monitoring accepts one point per series every 5 s at most."
-  type        = number
-  default     = 60000
-  validation {
-    condition     = var.metric_export_interval_ms >= 10000
-    error_message = "metric_export_interval_ms must be at least 10000 (10 s)."
-  }
-}
-
-variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) every alert notifies. Empty: the alerts open incidents without notifying."
-  type        = list(string)
-  default     = []
-}
-
-variable "egress_failed_ratio_threshold" {
-  description = "Alert when more than this share of egress deliveries over 15 min are FAILED."
-  type        = number
-  default     = 0.2
-}
-
-variable "whisper_recipients_warning" {
-  description = "Alert when the bot may add fewer than this many new whisper recipients today (Twitch allows 40)."
-  type        = number
-  default     = 5
-}
+# processes read (merged into local.common_env), the dashboard and the alert policies;
+# its variables are at the end of variables.tf.
 
 locals {
   # Read by every process (shared/telemetry.ReadConfig); merged into common_env.
@@ -115,7 +72,7 @@ locals {
     { title = "Connector ready (holder)", queries = ["max(connector_ready{${local.connector_job}})"] },
     { title = "EventSub reconnects by reason (per 5 min)", queries = ["sum by (reason) (increase(eventsub_reconnects_total{${local.connector_job}}[5m]))"] },
     { title = "Subscriptions by status", queries = ["sum by (status) (eventsub_subscriptions{${local.connector_job}})"] },
-    { title = "Conduit shards by status", queries = ["max by (status) (conduit_shards{${local.connector_job}})"] },
+    { title = "Conduit shards by status", queries = ["sum by (status) (conduit_shards{${local.connector_job}})"] },
     { title = "Function outcomes by function, outcome and code (/s)", queries = ["sum by (function, outcome, code) (rate(function_messages_total{${local.functions_job}}[5m]))"] },
     { title = "Egress outcomes by kind, status and code (/s)", queries = ["sum by (kind, status, code) (rate(egress_outcomes_total{${local.functions_job}}[5m]))"] },
     { title = "Chat budget left (tightest window, by channel)", queries = ["min by (channel) (egress_send_budget_remaining{budget=\"chat\"})"] },

@@ -24,13 +24,13 @@ output "function_uris" {
 }
 
 output "connector_url" {
-  description = "URL of the connector's Cloud Run service (internal ingress; /healthz, /readyz)."
-  value       = google_cloud_run_v2_service.connector.uri
+  description = "URL of the connector's Cloud Run service (internal ingress; /healthz, /readyz); null in serverless mode."
+  value       = one(google_cloud_run_v2_service.connector[*].uri)
 }
 
 output "connector_service" {
-  description = "Name of the connector's Cloud Run service (for gcloud run services ...)."
-  value       = google_cloud_run_v2_service.connector.name
+  description = "Name of the connector's Cloud Run service (for gcloud run services ...); null in serverless mode."
+  value       = one(google_cloud_run_v2_service.connector[*].name)
 }
 
 output "image_repository" {
@@ -63,4 +63,18 @@ output "function_source_object" {
 output "webhook_callback_url" {
   description = "EventSubWebhook's URL: the callback of webhook shards and webhook subscriptions (public; Twitch's signature is checked)."
   value       = google_cloudfunctions2_function.webhook.service_config[0].uri
+}
+
+output "eventsub_transport" {
+  description = "The EventSub transport deployed: websocket, conduit or serverless."
+  value       = var.eventsub_transport
+}
+
+output "reconcile_function" {
+  description = "Serverless mode: EventSubReconcile's function name and the topic its Cloud Scheduler job publishes ticks to; null otherwise."
+  value = local.serverless ? {
+    name          = google_cloudfunctions2_function.reconcile[0].name
+    tick_topic    = google_pubsub_topic.reconcile_tick[0].name
+    scheduler_job = google_cloud_scheduler_job.reconcile[0].name
+  } : null
 }

@@ -110,7 +110,7 @@ variable "firestore_location" {
 }
 
 variable "ttl_collections" {
-  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows and the connector's forwarded-id ledger (shared/store writes expireAt in all of them)."
+  description = "Collections whose documents Firestore deletes after their expireAt time: finalize outcomes, the idempotency ledger, the delivery claims, the whisper recipient windows, the send budgets and the seen users (shared/store writes expireAt in all of them)."
   type        = list(string)
   default     = ["events", "idempotency", "deliveries", "whisperRecipients", "sendBudgets", "seenUsers"]
 }
@@ -122,9 +122,9 @@ variable "private_database" {
 }
 
 variable "private_ttl_collections" {
-  description = "Collections of private_database whose documents Firestore deletes after expireAt (the connector's forwarded-id ledger)."
+  description = "Collections of private_database whose documents Firestore deletes after expireAt. None today: the connector's forwarded-id ledger, the one such collection, is gone (Normalize's claim dedupes)."
   type        = list(string)
-  default     = ["eventsub_forwarded"]
+  default     = []
 }
 
 # ---------------------------------------------------------------------------------------
@@ -285,13 +285,9 @@ variable "eventsub_extra_subscriptions" {
 # ---------------------------------------------------------------------------------------
 
 variable "connector_image" {
-  description = "Container image of the connector, e.g. us-central1-docker.pkg.dev/PROJECT/twitch-edge/connector:TAG (see README: build and push it first)."
+  description = "Container image of the connector, e.g. us-central1-docker.pkg.dev/PROJECT/twitch-edge/connector:TAG (see README: build and push it first). Required unless eventsub_transport is serverless (no connector)."
   type        = string
-
-  validation {
-    condition     = length(trimspace(var.connector_image)) > 0
-    error_message = "connector_image is required: build and push the connector image first (README, Deploy)."
-  }
+  default     = ""
 }
 
 variable "connector_instance_id" {
@@ -339,4 +335,124 @@ variable "webhook_max_instances" {
     condition     = var.webhook_max_instances >= 1 && var.webhook_max_instances <= 100
     error_message = "webhook_max_instances must be between 1 and 100."
   }
+}
+
+# --- Observability (monitoring.tf) -------------------------------------------------------
+
+variable "telemetry_enabled" {
+  description = "Export metrics and traces to Google Cloud (sets OTEL_EXPORTER_OTLP_ENDPOINT)."
+  type        = bool
+  default     = true
+}
+
+variable "trace_sample_ratio" {
+  description = "Share of new traces sampled (OTEL_TRACES_SAMPLER_ARG, 0..1). Cloud Trace bills per span ingested."
+  type        = number
+  default     = 0.1
+  validation {
+    condition     = var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1
+    error_message = "trace_sample_ratio is a ratio between 0 and 1."
+  }
+}
+
+variable "metric_export_interval_ms" {
+  description = "How often metrics are pushed (OTEL_METRIC_EXPORT_INTERVAL, ms). Cloud Monitoring accepts one point per series every 5 s at most."
+  type        = number
+  default     = 60000
+  validation {
+    condition     = var.metric_export_interval_ms >= 10000
+    error_message = "metric_export_interval_ms must be at least 10000 (10 s)."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) every alert notifies. Empty: the alerts open incidents without notifying."
+  type        = list(string)
+  default     = []
+}
+
+variable "egress_failed_ratio_threshold" {
+  description = "Alert when more than this share of egress deliveries over 15 min are FAILED."
+  type        = number
+  default     = 0.2
+}
+
+variable "whisper_recipients_warning" {
+  description = "Alert when the bot may add fewer than this many new whisper recipients today (Twitch allows 40)."
+  type        = number
+  default     = 5
+}
+
+# ---------------------------------------------------------------------------------------
+# EventSub transport: WebSocket, conduit, serverless (README: "Conduit mode")
+# ---------------------------------------------------------------------------------------
+
+variable "eventsub_transport" {
+  description = <<-EOT
+    How EventSub reaches the edge. "websocket" (default): one connector instance holds one
+    EventSub WebSocket (one bot, a few channels). "conduit": EVENTSUB_TRANSPORT=conduit, the
+    connector runs conduit_min_instances+ instances sharing one conduit of conduit_shards
+    WebSocket shards (plus conduit_webhook_shards webhook shards on EventSubWebhook); a
+    restart or deploy loses nothing. "serverless": no connector at all; a conduit of
+    conduit_webhook_shards webhook shards, kept by EventSubReconcile on a Cloud Scheduler
+    tick (reconcile.tf).
+  EOT
+  type        = string
+  default     = "websocket"
+
+  validation {
+    condition     = contains(["websocket", "conduit", "serverless"], var.eventsub_transport)
+    error_message = "eventsub_transport must be websocket, conduit or serverless."
+  }
+}
+
+variable "conduit_shards" {
+  description = "CONDUIT_SHARDS (conduit mode): the conduit's WebSocket shards, one per connector instance; at most conduit_min_instances (the layout rule: one instance's death disables at most one shard)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.conduit_shards >= 1 && var.conduit_shards <= 20000 && floor(var.conduit_shards) == var.conduit_shards
+    error_message = "conduit_shards must be a whole number between 1 and 20000."
+  }
+}
+
+variable "conduit_webhook_shards" {
+  description = "CONDUIT_WEBHOOK_SHARDS: webhook shards pointed at EventSubWebhook's URL. Conduit mode: after the WebSocket shards, the second chance while connector instances are away (0: none). Serverless mode: the conduit's only shards (at least 1)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.conduit_webhook_shards >= 0 && var.conduit_webhook_shards <= 20000 && floor(var.conduit_webhook_shards) == var.conduit_webhook_shards
+    error_message = "conduit_webhook_shards must be a whole number between 0 and 20000."
+  }
+}
+
+variable "conduit_min_instances" {
+  description = "Conduit mode: the connector's minimum instance count (at least 2, so that a restart or deploy always leaves an instance serving; at least conduit_shards)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.conduit_min_instances >= 2
+    error_message = "conduit mode runs at least 2 connector instances."
+  }
+}
+
+variable "conduit_max_instances" {
+  description = "Conduit mode: the connector's maximum instance count (instances beyond conduit_shards stand by and take over a dead instance's shard)."
+  type        = number
+  default     = 4
+}
+
+variable "reconcile_schedule" {
+  description = "Serverless mode: Cloud Scheduler's cron schedule of EventSubReconcile's ticks (each runs one bounded round; a channel added to the channels collection takes effect within it)."
+  type        = string
+  default     = "* * * * *"
+}
+
+variable "reconcile_time_zone" {
+  description = "Serverless mode: the time zone of reconcile_schedule."
+  type        = string
+  default     = "Etc/UTC"
 }

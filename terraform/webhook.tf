@@ -2,7 +2,8 @@
 # transport; a conduit's webhook shard points at its URL). It is therefore the only
 # one with public ingress and an allUsers invoker: Twitch cannot present a Google
 # identity. What protects it is Twitch's HMAC signature, checked over the raw body
-# before anything else (functions/webhook). It publishes to the raw topic only.
+# before anything else (functions/webhook). It publishes notifications to the raw
+# topic and revocations' status events to internal.ingress.v1, nothing else.
 #
 # The secret Twitch signs with is added out of band, as the client secret is
 # (10 to 100 ASCII characters; give the same value to the webhook shard):
@@ -12,7 +13,13 @@
 
 locals {
   webhook_name = "${var.name_prefix}-eventsub-webhook"
-  webhook_env  = { for n, v in merge(local.common_env, { EVENTSUB_RAW_TOPIC = var.eventsub_raw_topic }) : n => v if v != "" }
+  # TWITCH_TOKEN_DATABASE only names the private database: the function has no access
+  # to it, and records a conduit revocation for the reconciler only when the
+  # conduit's records are in its own database (none apart).
+  webhook_env = { for n, v in merge(local.common_env, {
+    EVENTSUB_RAW_TOPIC    = var.eventsub_raw_topic
+    TWITCH_TOKEN_DATABASE = local.private_database
+  }) : n => v if v != "" }
 }
 
 resource "google_secret_manager_secret" "webhook_secret" {
@@ -49,6 +56,13 @@ resource "google_project_iam_member" "webhook_datastore_user" {
 
 resource "google_pubsub_topic_iam_member" "webhook_publishes_raw" {
   topic  = google_pubsub_topic.topic["raw"].id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.webhook.member
+}
+
+# A revocation is a connector.status.changed event on internal.ingress.v1.
+resource "google_pubsub_topic_iam_member" "webhook_publishes_status" {
+  topic  = google_pubsub_topic.topic["ingress"].id
   role   = "roles/pubsub.publisher"
   member = google_service_account.webhook.member
 }

@@ -27,14 +27,16 @@ type Publisher interface {
 // and channel (broadcaster id), read from the raw topic's attributes: the ingress
 // rate of eventsub_ingress_total{type,channel}.
 func CountIngress(next Publisher, reg *Registry) Publisher {
-	return &ingress{next: next, reg: reg, byKey: map[[2]string]*Counter{}}
+	return &ingress{next: next, reg: reg}
 }
 
 type ingress struct {
-	next  Publisher
-	reg   *Registry
-	mu    sync.Mutex
-	byKey map[[2]string]*Counter
+	next Publisher
+	reg  *Registry
+	// byKey holds *Counter by [type, channel]: read by every publish (256 workers),
+	// written once per new pair.
+	byKey sync.Map
+	mu    sync.Mutex // serialises creating a pair's counter
 }
 
 func (p *ingress) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
@@ -47,14 +49,17 @@ func (p *ingress) Publish(ctx context.Context, topic string, data []byte, attrs 
 
 func (p *ingress) counter(typ, channel string) *Counter {
 	k := [2]string{typ, channel}
+	if c, ok := p.byKey.Load(k); ok {
+		return c.(*Counter)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c, ok := p.byKey[k]
-	if !ok {
-		c = p.reg.Counter(NameIngress+`{type=`+strconv.Quote(typ)+`,channel=`+strconv.Quote(channel)+`}`,
-			"Notifications published to the raw topic, by subscription type and channel (broadcaster id).")
-		p.byKey[k] = c
+	if c, ok := p.byKey.Load(k); ok {
+		return c.(*Counter)
 	}
+	c := p.reg.Counter(NameIngress+`{type=`+strconv.Quote(typ)+`,channel=`+strconv.Quote(channel)+`}`,
+		"Notifications published to the raw topic, by subscription type and channel (broadcaster id).")
+	p.byKey.Store(k, c)
 	return c
 }
 

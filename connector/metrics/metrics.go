@@ -21,6 +21,12 @@ import (
 )
 
 // Registry is a set of named series, exported to a meter once Export is called.
+//
+// Two locks, never held together with the SDK's: mu guards the maps and is what a
+// collection's callback takes (while the SDK holds its own lock); instMu serialises
+// creating instruments and registering callbacks, which take the SDK's lock. Neither
+// path holds mu while calling into the SDK, so a series registered during a collection
+// cannot deadlock with it.
 type Registry struct {
 	mu     sync.Mutex
 	series map[string]*series
@@ -30,7 +36,9 @@ type Registry struct {
 	gauges   map[string]metric.Int64ObservableGauge
 	fgauges  map[string]metric.Float64ObservableGauge
 	hists    map[string]metric.Float64Histogram
-	err      error
+
+	instMu sync.Mutex
+	err    error // guarded by instMu
 }
 
 type series struct {
@@ -149,13 +157,15 @@ func parseName(name string) (string, attribute.Set) {
 func (r *Registry) add(name string, s *series) {
 	s.base, s.attrs = parseName(name)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if _, dup := r.series[name]; dup {
+		r.mu.Unlock()
 		panic("metrics: duplicate series " + name) // a programming error at start-up
 	}
 	r.series[name] = s
-	if r.meter != nil {
-		r.instrument(s)
+	m := r.meter
+	r.mu.Unlock()
+	if m != nil {
+		r.instrument(m, s)
 	}
 }
 
@@ -197,57 +207,90 @@ func (r *Registry) Histogram(name, help string, bounds []float64) *Histogram {
 // Export makes every series, present and future, an instrument of m. Call it once.
 func (r *Registry) Export(m metric.Meter) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.meter != nil {
+		r.mu.Unlock()
 		return errors.New("metrics: registry exported twice")
 	}
 	r.meter = m
+	list := make([]*series, 0, len(r.series))
 	for _, s := range r.series {
-		r.instrument(s)
+		list = append(list, s)
 	}
+	r.mu.Unlock()
+	// A series added meanwhile instruments itself too: instrument is idempotent.
+	for _, s := range list {
+		r.instrument(m, s)
+	}
+	r.instMu.Lock()
+	defer r.instMu.Unlock()
 	return r.err
 }
 
 // instrument creates the base name's instrument if it has none, with a callback that
-// observes that name's series. Called with mu held.
-func (r *Registry) instrument(s *series) {
+// observes that name's series.
+func (r *Registry) instrument(m metric.Meter, s *series) {
+	r.instMu.Lock()
+	defer r.instMu.Unlock()
+	r.mu.Lock()
+	_, hasC := r.counters[s.base]
+	_, hasG := r.gauges[s.base]
+	_, hasF := r.fgauges[s.base]
+	h, hasH := r.hists[s.base]
+	r.mu.Unlock()
 	var (
 		inst metric.Observable
 		err  error
 	)
 	switch s.kind {
 	case "counter":
-		if _, ok := r.counters[s.base]; !ok {
-			c, e := r.meter.Int64ObservableCounter(s.base, metric.WithDescription(s.help))
-			r.counters[s.base], inst, err = c, c, e
+		if !hasC {
+			var c metric.Int64ObservableCounter
+			if c, err = m.Int64ObservableCounter(s.base, metric.WithDescription(s.help)); err == nil {
+				r.store(func() { r.counters[s.base] = c })
+				inst = c
+			}
 		}
 	case "gauge", "labeled":
-		if _, ok := r.gauges[s.base]; !ok {
-			g, e := r.meter.Int64ObservableGauge(s.base, metric.WithDescription(s.help))
-			r.gauges[s.base], inst, err = g, g, e
+		if !hasG {
+			var g metric.Int64ObservableGauge
+			if g, err = m.Int64ObservableGauge(s.base, metric.WithDescription(s.help)); err == nil {
+				r.store(func() { r.gauges[s.base] = g })
+				inst = g
+			}
 		}
 	case "func":
-		if _, ok := r.fgauges[s.base]; !ok {
-			g, e := r.meter.Float64ObservableGauge(s.base, metric.WithDescription(s.help))
-			r.fgauges[s.base], inst, err = g, g, e
+		if !hasF {
+			var g metric.Float64ObservableGauge
+			if g, err = m.Float64ObservableGauge(s.base, metric.WithDescription(s.help)); err == nil {
+				r.store(func() { r.fgauges[s.base] = g })
+				inst = g
+			}
 		}
 	case "histogram":
-		h, ok := r.hists[s.base]
-		if !ok {
-			h, err = r.meter.Float64Histogram(s.base, metric.WithDescription(s.help), metric.WithUnit("s"),
-				metric.WithExplicitBucketBoundaries(s.h.bounds...))
-			r.hists[s.base] = h
+		if !hasH {
+			if h, err = m.Float64Histogram(s.base, metric.WithDescription(s.help), metric.WithUnit("s"),
+				metric.WithExplicitBucketBoundaries(s.h.bounds...)); err == nil {
+				r.store(func() { r.hists[s.base] = h })
+			}
 		}
-		s.h.otel.Store(&histogramSink{h: h, attrs: metric.WithAttributeSet(s.attrs)})
+		if err == nil {
+			s.h.otel.Store(&histogramSink{h: h, attrs: metric.WithAttributeSet(s.attrs)})
+		}
 	}
 	if err == nil && inst != nil {
 		base := s.base
-		_, err = r.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 			r.observe(base, o)
 			return nil
 		}, inst)
 	}
 	r.err = errors.Join(r.err, err)
+}
+
+func (r *Registry) store(set func()) {
+	r.mu.Lock()
+	set()
+	r.mu.Unlock()
 }
 
 // observe reports base's series.
@@ -263,14 +306,14 @@ func (r *Registry) observe(base string, o metric.Observer) {
 	r.mu.Unlock()
 	for _, s := range list {
 		set := metric.WithAttributeSet(s.attrs)
-		switch s.kind {
-		case "counter":
+		switch {
+		case s.kind == "counter" && c != nil:
 			o.ObserveInt64(c, int64(s.c.Value()), set)
-		case "gauge":
+		case s.kind == "gauge" && g != nil:
 			o.ObserveInt64(g, s.g.Value(), set)
-		case "func":
+		case s.kind == "func" && f != nil:
 			o.ObserveFloat64(f, s.fn(), set)
-		case "labeled":
+		case s.kind == "labeled" && g != nil:
 			for k, v := range s.multi.fn() {
 				o.ObserveInt64(g, v, metric.WithAttributes(attribute.String(s.multi.label, k)))
 			}

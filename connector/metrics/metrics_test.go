@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -117,5 +118,44 @@ func TestCountIngressByTypeAndChannel(t *testing.T) {
 	if next.n != 3 || got[metrics.NameIngress+"channel=1,type=channel.chat.message"] != 2 ||
 		got[metrics.NameIngress+"channel=2,type=channel.follow"] != 1 {
 		t.Errorf("published %d, series %v", next.n, got)
+	}
+}
+
+// Series registered while the SDK collects (a new reconnect reason, a new channel)
+// neither deadlock with the collection nor lose their counts.
+func TestRegisteringDuringCollections(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	reg := metrics.New()
+	if err := reg.Export(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 200 {
+		reg.Counter(fmt.Sprintf(`reconnects_total{reason="r%d"}`, i), "by reason").Inc()
+		reg.Counter(fmt.Sprintf(`base%d_total`, i%7)+fmt.Sprintf(`{n="%d"}`, i), "new bases too").Inc()
+	}
+	close(done)
+	<-collected
+	got := collect(t, reader)
+	for _, k := range []string{"reconnects_totalreason=r0", "reconnects_totalreason=r199", "base0_totaln=0", "base6_totaln=195"} {
+		if got[k] != 1 {
+			t.Errorf("%s = %v", k, got[k])
+		}
 	}
 }

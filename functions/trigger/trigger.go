@@ -129,7 +129,11 @@ func CorrelationIDOf(m Message) string { return m.Attributes[event.AttrCorrelati
 // Wrap makes a CloudEvent function of h: it decodes the event, runs h with the
 // correlation id in the context (so every log line carries it), and applies the
 // error policy described in the package comment.
-func Wrap(name string, log *slog.Logger, dl DeadLetters, h Handler) func(context.Context, cloudevent.Event) error {
+func Wrap(name string, log *slog.Logger, dl DeadLetters, h Handler, opts ...Option) func(context.Context, cloudevent.Event) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(ctx context.Context, e cloudevent.Event) error {
 		m, err := Decode(e)
 		if err != nil {
@@ -139,6 +143,11 @@ func Wrap(name string, log *slog.Logger, dl DeadLetters, h Handler) func(context
 		} else {
 			if id := CorrelationIDOf(m); id != "" {
 				ctx = logging.WithCorrelationID(ctx, id)
+			}
+			if o.begin != nil {
+				var end func(error)
+				ctx, end = o.begin(ctx, m)
+				defer func() { end(err) }()
 			}
 			err = h(ctx, m)
 		}
@@ -159,6 +168,20 @@ func Wrap(name string, log *slog.Logger, dl DeadLetters, h Handler) func(context
 		}
 		return nil
 	}
+}
+
+// Option configures Wrap.
+type Option func(*options)
+
+type options struct {
+	begin func(context.Context, Message) (context.Context, func(error))
+}
+
+// Observe runs begin once the message is decoded: the handler, the trigger's log lines
+// and the dead letter then run in the context it returns (a span, for traces), and end
+// is told the handler's error when the message is answered (for the outcome metric).
+func Observe(begin func(ctx context.Context, m Message) (context.Context, func(handlerErr error))) Option {
+	return func(o *options) { o.begin = begin }
 }
 
 // WithCorrelationID attaches the correlation id a handler derived (from the payload)

@@ -1,6 +1,7 @@
 // Package bundle builds the Cloud Functions deploy zip: go.mod, go.sum, the non-test Go
-// files of functions/ and shared/, and a generated root package that Cloud Functions'
-// Go builder can build.
+// files of functions/ and shared/ (and of the connector packages EventSubReconcile
+// shares with the connector: connector/conduit and what it imports), and a generated
+// root package that Cloud Functions' Go builder can build.
 //
 // The include rules live in spec.json beside this file. Terraform reads the same file
 // (terraform/modules/function_source), so the zip this package writes and the one

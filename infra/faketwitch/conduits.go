@@ -1,6 +1,7 @@
 package faketwitch
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -88,4 +89,28 @@ func shardError(req ShardRequest, err error) error {
 		return conflict("shard %s of conduit %s has no live socket", req.Shard, req.Conduit)
 	}
 	return err
+}
+
+// Conduits lists every conduit with its shards (GET /conduits).
+func (c *Client) Conduits(ctx context.Context) ([]twitchtest.ConduitInfo, error) {
+	var out []twitchtest.ConduitInfo
+	return out, c.do(ctx, http.MethodGet, "/conduits", nil, &out)
+}
+
+// DisableShard disables a shard (POST /conduits/disable).
+func (c *Client) DisableShard(ctx context.Context, r ShardRequest) (ShardResult, error) {
+	var out ShardResult
+	return out, c.do(ctx, http.MethodPost, "/conduits/disable", r, &out)
+}
+
+// KillShardSocket closes a WebSocket shard's socket (POST /conduits/kill).
+func (c *Client) KillShardSocket(ctx context.Context, r ShardRequest) (ShardResult, error) {
+	var out ShardResult
+	return out, c.do(ctx, http.MethodPost, "/conduits/kill", r, &out)
+}
+
+// LostNotifications lists what no shard took (GET /conduits/lost).
+func (c *Client) LostNotifications(ctx context.Context) ([]twitchtest.ConduitDelivery, error) {
+	var out []twitchtest.ConduitDelivery
+	return out, c.do(ctx, http.MethodGet, "/conduits/lost", nil, &out)
 }

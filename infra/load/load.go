@@ -89,6 +89,9 @@ type Step struct {
 	// RSSPeak is the connector's peak resident memory during the step (VmHWM
 	// after a reset, and 100 ms samples), RSSEnd at the end; bytes.
 	RSSPeak, RSSEnd int64
+	// RSSAnonEnd and RSSFileEnd split RSSEnd: anonymous memory (heap, stacks) and
+	// file-backed pages (the binary's text and data).
+	RSSAnonEnd, RSSFileEnd int64
 	// CPU is the connector's user+system CPU time during the step.
 	CPU float64
 	// PubSubCPU and FirestoreCPU are the emulators' CPU time during the step (0

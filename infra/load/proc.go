@@ -18,6 +18,9 @@ type Mem struct {
 	// RSS is VmRSS and Peak VmHWM (the high-water mark since start or the last
 	// ResetPeak), in bytes.
 	RSS, Peak int64
+	// Anon and File split RSS: the heap, stacks and runtime against the binary's
+	// mapped pages (which no setting of the Go runtime moves).
+	Anon, File int64
 }
 
 // ReadMem reads pid's resident set size and its high-water mark.
@@ -35,6 +38,10 @@ func ReadMem(pid int) (Mem, error) {
 			m.RSS = kB(line)
 		case strings.HasPrefix(line, "VmHWM:"):
 			m.Peak = kB(line)
+		case strings.HasPrefix(line, "RssAnon:"):
+			m.Anon = kB(line)
+		case strings.HasPrefix(line, "RssFile:"):
+			m.File = kB(line)
 		}
 	}
 	return m, nil

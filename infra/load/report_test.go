@@ -101,7 +101,7 @@ func TestMediansPerRateAcrossRounds(t *testing.T) {
 	if m.Runs != 3 || m.CPUPerNotification != 20 || m.CPUMin != 10 || m.CPUMax != 30 || m.RSSPeak != 31<<20 || !m.OK || m.Writes != 0 {
 		t.Errorf("1000/s: %+v", m)
 	}
-	if got := r.Markdown(""); !strings.Contains(got, "Medians of 3 rounds") || !strings.Contains(got, "| 1000 | 3 | 20.0 (10.0–30.0) | 31.0 MB |") {
+	if got := r.Markdown(""); !strings.Contains(got, "Medians of 3 rounds") || !strings.Contains(got, "| 1000 | 3 | 20.0 (10.0–30.0) | 31.0 MB | 0.0 + 0.0 MB |") {
 		t.Errorf("markdown:\n%s", got)
 	}
 }

@@ -119,6 +119,7 @@ func runStep(ctx context.Context, step, rate int, o Options, tw *twitchtest.Serv
 	stopSampling()
 	swg.Wait()
 	st.RSSPeak, st.RSSEnd = max(peak, m.Peak, m.RSS), m.RSS
+	st.RSSAnonEnd, st.RSSFileEnd = m.Anon, m.File
 	st.CPU = cpu1 - cpu0
 	var emu1 [2]float64
 	for i, p := range emuPIDs {

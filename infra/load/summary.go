@@ -14,8 +14,10 @@ type Median struct {
 	CPUPerNotification float64 // µs
 	CPUMin, CPUMax     float64
 	RSSPeak            int64
-	E2EP50, E2EP99     time.Duration
-	ConnP99            time.Duration
+	// RSSAnon and RSSFile: the end-of-step split (medians).
+	RSSAnon, RSSFile int64
+	E2EP50, E2EP99   time.Duration
+	ConnP99          time.Duration
 	// Per notification sent: Firestore documents written and read, Pub/Sub
 	// messages, publish requests and bytes.
 	Writes, Reads, Published, PublishRequests, PublishedBytes float64
@@ -64,6 +66,8 @@ func (r *Report) Medians() []Median {
 			}
 		}
 		m.RSSPeak = int64(f(func(s Step) float64 { return float64(s.RSSPeak) }))
+		m.RSSAnon = int64(f(func(s Step) float64 { return float64(s.RSSAnonEnd) }))
+		m.RSSFile = int64(f(func(s Step) float64 { return float64(s.RSSFileEnd) }))
 		m.E2EP50 = time.Duration(f(func(s Step) float64 { return float64(s.E2EP50) }))
 		m.E2EP99 = time.Duration(f(func(s Step) float64 { return float64(s.E2EP99) }))
 		m.ConnP99 = time.Duration(f(func(s Step) float64 { return float64(s.ConnP99) }))
@@ -93,11 +97,11 @@ func medianOf(v []float64) float64 {
 func (r *Report) summaryMarkdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Medians of %d rounds per rate (each figure's median taken separately):\n\n", r.rounds())
-	b.WriteString("| rate /s | runs | CPU µs / notification (min–max) | RSS peak | e2e p50 / p99 | connector p99 | Firestore writes / reads per event | publishes (requests) per event | published bytes per event | exactly once | load (1 min) at start |\n")
-	b.WriteString("|---:|---:|---|---:|---|---:|---|---|---:|---|---|\n")
+	b.WriteString("| rate /s | runs | CPU µs / notification (min–max) | RSS peak | RSS at end: anon + file | e2e p50 / p99 | connector p99 | Firestore writes / reads per event | publishes (requests) per event | published bytes per event | exactly once | load (1 min) at start |\n")
+	b.WriteString("|---:|---:|---|---:|---|---|---:|---|---|---:|---|---|\n")
 	for _, m := range r.Medians() {
-		fmt.Fprintf(&b, "| %d | %d | %.1f (%.1f–%.1f) | %.1f MB | %s / %s | %s | %.4f / %.4f | %.3f (%.4f) | %.0f | %s | %s |\n",
-			m.Rate, m.Runs, m.CPUPerNotification, m.CPUMin, m.CPUMax, mb(m.RSSPeak), ms(m.E2EP50), ms(m.E2EP99), ms(m.ConnP99),
+		fmt.Fprintf(&b, "| %d | %d | %.1f (%.1f–%.1f) | %.1f MB | %.1f + %.1f MB | %s / %s | %s | %.4f / %.4f | %.3f (%.4f) | %.0f | %s | %s |\n",
+			m.Rate, m.Runs, m.CPUPerNotification, m.CPUMin, m.CPUMax, mb(m.RSSPeak), mb(m.RSSAnon), mb(m.RSSFile), ms(m.E2EP50), ms(m.E2EP99), ms(m.ConnP99),
 			m.Writes, m.Reads, m.Published, m.PublishRequests, m.PublishedBytes, yes(m.OK), strings.Join(m.Loads, ", "))
 	}
 	return b.String()

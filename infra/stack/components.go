@@ -36,6 +36,9 @@ func (s *Stack) RestartFunctions(ctx context.Context) error {
 
 // StartConnector starts the connector and waits until its /readyz answers 200.
 func (s *Stack) StartConnector(ctx context.Context) error {
+	if s.connector == nil {
+		return errNoConnector
+	}
 	if err := s.connector.Start(); err != nil {
 		return err
 	}
@@ -45,6 +48,9 @@ func (s *Stack) StartConnector(ctx context.Context) error {
 // WaitConnectorReady waits until the connector's /readyz answers 200 (session
 // welcomed, every subscription enabled).
 func (s *Stack) WaitConnectorReady(ctx context.Context) error {
+	if s.connector == nil {
+		return errNoConnector
+	}
 	err := s.waitHTTP(ctx, s.connector, s.ConnectorURL+"/readyz", func(code int) bool { return code == http.StatusOK })
 	if err != nil {
 		return fmt.Errorf("connector at %s not ready: %w\n--- connector output ---\n%s", s.ConnectorURL, err, s.connector.LogTail())
@@ -54,13 +60,24 @@ func (s *Stack) WaitConnectorReady(ctx context.Context) error {
 
 // StopConnector stops the connector gracefully (SIGTERM: it flushes its relay and
 // releases its lease), killing it after 15 s.
-func (s *Stack) StopConnector() { s.connector.Stop(syscall.SIGTERM, 15*time.Second) }
+func (s *Stack) StopConnector() {
+	if s.connector != nil {
+		s.connector.Stop(syscall.SIGTERM, 15*time.Second)
+	}
+}
+
+// errNoConnector: serverless mode runs no connector.
+var errNoConnector = errors.New("the stack runs no connector (serverless mode)")
 
 // KillConnector kills the connector at once (SIGKILL), as a crash would. Its lease
 // stays held until it expires, so the next StartConnector waits up to
 // CONNECTOR_LEASE_TTL (30 s unless ConnectorEnv sets it) before it is ready, as a
 // replacement instance would in the cloud.
-func (s *Stack) KillConnector() { s.connector.Stop(syscall.SIGKILL, 5*time.Second) }
+func (s *Stack) KillConnector() {
+	if s.connector != nil {
+		s.connector.Stop(syscall.SIGKILL, 5*time.Second)
+	}
+}
 
 // RestartConnector stops the connector gracefully, starts it again and waits until
 // it is ready.
@@ -70,7 +87,12 @@ func (s *Stack) RestartConnector(ctx context.Context) error {
 }
 
 // ConnectorPID and FunctionsPID are the subprocesses' ids (0 when stopped).
-func (s *Stack) ConnectorPID() int { return s.connector.PID() }
+func (s *Stack) ConnectorPID() int {
+	if s.connector == nil {
+		return 0
+	}
+	return s.connector.PID()
+}
 
 // FunctionsPID is the functions server's process id (0 when stopped).
 func (s *Stack) FunctionsPID() int { return s.functions.PID() }
@@ -78,7 +100,7 @@ func (s *Stack) FunctionsPID() int { return s.functions.PID() }
 // ChildPIDs are the ids of every subprocess the stack runs now.
 func (s *Stack) ChildPIDs() []int {
 	var out []int
-	for _, p := range []*Process{s.functions, s.connector} {
+	for _, p := range s.processes() {
 		if p != nil {
 			if pid := p.PID(); pid != 0 {
 				out = append(out, pid)
@@ -92,7 +114,7 @@ func (s *Stack) ChildPIDs() []int {
 // crash, or a configuration error at start).
 func (s *Stack) Exited() []string {
 	var out []string
-	for _, p := range []*Process{s.functions, s.connector} {
+	for _, p := range s.processes() {
 		if p != nil && p.HasExited() {
 			out = append(out, p.name)
 		}
@@ -101,7 +123,21 @@ func (s *Stack) Exited() []string {
 }
 
 // ConnectorLogs and FunctionsLogs are the components' last lines of output.
-func (s *Stack) ConnectorLogs() string { return s.connector.LogTail() }
+func (s *Stack) ConnectorLogs() string {
+	if s.connector == nil {
+		return ""
+	}
+	return s.connector.LogTail()
+}
+
+// processes are every subprocess of the stack (nil entries for those it lacks).
+func (s *Stack) processes() []*Process {
+	out := []*Process{s.functions, s.connector}
+	for _, e := range s.extra {
+		out = append(out, e.proc)
+	}
+	return out
+}
 
 // FunctionsLogs is the functions server's last lines of output.
 func (s *Stack) FunctionsLogs() string { return s.functions.LogTail() }

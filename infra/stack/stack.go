@@ -86,6 +86,21 @@ type Options struct {
 	NoWatch bool
 	// ReadyTimeout bounds the wait for each component to become ready. Default 90 s.
 	ReadyTimeout time.Duration
+	// Transport is TransportWebSocket (default), TransportConduit or
+	// TransportServerless (modes.go); the last two need the fake Twitch.
+	Transport string
+	// Connectors is the number of connector instances in conduit mode (default 2;
+	// 1 with WebhookShards is a hybrid conduit); CONDUIT_SHARDS follows it (one
+	// WebSocket shard per instance).
+	Connectors int
+	// WebhookShards is the number of webhook shards on the functions server's
+	// /EventSubWebhook: after the WebSocket shards in conduit mode (default 0), the
+	// only shards in serverless mode (default 1).
+	WebhookShards int
+	// ReconcileEvery is how often the stack ticks EventSubReconcile in serverless
+	// mode. Default 10 s.
+	ReconcileEvery time.Duration
+
 	// Progress is told each step of Start as it finishes ("fake Twitch", "build",
 	// "emulators", "topology", "bot token", "functions server", "connector") with how
 	// long it took, so a caller can show start-up as it happens. Default: nothing.
@@ -124,7 +139,8 @@ type Stack struct {
 	ownBinDir bool
 	emus      map[emulators.Kind]*emulators.Emulator
 	functions *Process
-	connector *Process
+	connector *Process // nil in serverless mode
+	extra     []*extraConnector
 	twitchEnv map[string]string
 
 	pubOnce sync.Once
@@ -146,6 +162,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 90 * time.Second
+	}
+	if err := o.checkTransport(); err != nil {
+		return nil, err
 	}
 	progress := func(step string, since time.Time) {
 		if o.Progress != nil {
@@ -281,12 +300,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.twitchEnv = s.twitchVars()
 
 	_, fnPort, _ := net.SplitHostPort(fnAddr)
-	s.functions = NewProcess("functions", s.BinDir+"/"+Functions.Name, s.env(map[string]string{
-		"PORT": fnPort, "HOST": "127.0.0.1",
-	}, o.FunctionsEnv, "TWITCH_EVENTSUB_WS_URL", "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL"), o.Output)
-	s.connector = NewProcess("connector", s.BinDir+"/"+Connector.Name, s.env(map[string]string{
-		"PORT": strconv.Itoa(connPort), "HOST": "127.0.0.1", "CONNECTOR_INSTANCE_ID": ConnectorInstanceID,
-	}, o.ConnectorEnv), o.Output)
+	fnMode, connMode := s.modeEnv()
+	fnMode["PORT"], fnMode["HOST"] = fnPort, "127.0.0.1"
+	s.functions = NewProcess("functions", s.BinDir+"/"+Functions.Name, s.env(fnMode,
+		o.FunctionsEnv, "TWITCH_EVENTSUB_WS_URL", "TWITCH_EVENTSUB_SUBSCRIPTIONS_URL"), o.Output)
+	if err = s.newConnectors(connPort, connMode); err != nil {
+		return nil, err
+	}
 
 	t = time.Now()
 	if err = s.StartFunctions(ctx); err != nil {
@@ -294,7 +314,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	progress("functions server", t)
 	t = time.Now()
+	if s.connector == nil {
+		// Serverless mode: EventSubReconcile makes the conduit and its subscriptions.
+		s.ConnectorURL = ""
+		go s.runTicker()
+		if err = s.WaitServerlessReady(ctx); err != nil {
+			return nil, err
+		}
+		progress("EventSubReconcile", t)
+		return s, nil
+	}
 	if err = s.StartConnector(ctx); err != nil {
+		return nil, err
+	}
+	if err = s.startExtraConnectors(ctx); err != nil {
 		return nil, err
 	}
 	progress("connector", t)
@@ -355,6 +388,7 @@ func (s *Stack) Stop() {
 	s.stopOnce.Do(func() {
 		close(s.stopping)
 		defer close(s.stopped)
+		s.stopExtraConnectors()
 		if s.connector != nil {
 			s.StopConnector()
 		}

@@ -83,6 +83,9 @@ func (s *Stack) EnsureTopology(ctx context.Context) error {
 			return fmt.Errorf("push subscription for %s: %w", r.fn, err)
 		}
 	}
+	if err := s.ensureReconcileTopology(ctx); err != nil {
+		return err
+	}
 	if s.opts.NoWatch {
 		return nil
 	}

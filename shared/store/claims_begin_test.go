@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bitbrat/twitch-edge/infra/load/opcount"
+	"github.com/bitbrat/twitch-edge/shared/emulators"
 )
 
 func TestClaimsBegin(t *testing.T) {
@@ -97,5 +100,47 @@ func TestClaimsBeginConcurrentOneWins(t *testing.T) {
 	clk.Advance(2 * time.Minute)
 	if got := race(); got[Acquired] != 1 || got[Held] != 7 {
 		t.Fatalf("take-overs: %v, want one acquired", got)
+	}
+}
+
+// BenchmarkClaimOnce is Normalize's claim per event on the emulator, as it is (Begin:
+// one create) and as it was (Acquire's transaction, then Complete), through a
+// counting proxy: writes/op and reads/op are the Firestore bill, ns/op the round
+// trips (the emulator's, on this machine).
+func BenchmarkClaimOnce(b *testing.B) {
+	px, err := opcount.Start(emulators.Host(emulators.Firestore))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer px.Close()
+	claims := NewClaims(newFirestoreOn(b, px.Addr), CollectionIdempotency, time.Hour, nil)
+	ctx := context.Background()
+	ways := []struct {
+		name string
+		do   func(key string) error
+	}{
+		{"begin", func(key string) error {
+			_, err := claims.Begin(ctx, key, "w", "raw", time.Minute)
+			return err
+		}},
+		{"acquire+complete", func(key string) error {
+			if _, err := claims.Acquire(ctx, key, "w", time.Minute); err != nil {
+				return err
+			}
+			return claims.Complete(ctx, key, "w", "id")
+		}},
+	}
+	for _, w := range ways {
+		b.Run(w.name, func(b *testing.B) {
+			before := px.Counts()
+			for i := 0; b.Loop(); i++ {
+				if err := w.do(fmt.Sprintf("bench-%s-%d-%d", w.name, time.Now().UnixNano(), i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c := px.Counts().Sub(before)
+			b.ReportMetric(float64(c.Writes)/float64(b.N), "writes/op")
+			b.ReportMetric(float64(c.Reads)/float64(b.N), "reads/op")
+		})
 	}
 }

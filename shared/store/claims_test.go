@@ -20,7 +20,7 @@ func newFirestore(t *testing.T) *firestore.Client {
 }
 
 // newFirestoreOn is newFirestore on the Firestore emulator at host.
-func newFirestoreOn(t *testing.T, host string) *firestore.Client {
+func newFirestoreOn(t testing.TB, host string) *firestore.Client {
 	t.Helper()
 	c, err := NewClient(context.Background(), emulators.ProjectID(t), "", WithEmulator(host))
 	if err != nil {

@@ -159,3 +159,30 @@ func TestDisabledRecordsNothingAndNeedsNoEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkSetup is what a function instance adds to its first message (cold start):
+// providers with the OTLP exporters (no dial) and the Prometheus reader, and the
+// instruments.
+func BenchmarkSetup(b *testing.B) {
+	rcv, err := otlptest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rcv.Stop()
+	ctx := context.Background()
+	for b.Loop() {
+		tel, err := telemetry.Setup(ctx, telemetry.Config{Service: "functions", Instance: "i", Project: "p",
+			Endpoint: rcv.Endpoint(), SampleRatio: 0.1, ExportInterval: time.Minute, Prometheus: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := telemetry.NewInstruments(tel.Meter("bench")); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		_ = tel.Shutdown(sctx)
+		cancel()
+		b.StartTimer()
+	}
+}

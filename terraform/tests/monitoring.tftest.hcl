@@ -21,7 +21,7 @@ run "telemetry_reaches_google" {
   command = apply
 
   assert {
-    condition     = contains([for e in google_cloud_run_v2_service.connector.template[0].containers[0].env : e.value if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT"], "https://telemetry.googleapis.com")
+    condition     = contains([for e in google_cloud_run_v2_service.connector[0].template[0].containers[0].env : e.value if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT"], "https://telemetry.googleapis.com")
     error_message = "the connector exports to the Telemetry API"
   }
   assert {
@@ -53,7 +53,7 @@ run "telemetry_off" {
     error_message = "no writer roles without telemetry"
   }
   assert {
-    condition     = length([for e in google_cloud_run_v2_service.connector.template[0].containers[0].env : e if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT"]) == 0
+    condition     = length([for e in google_cloud_run_v2_service.connector[0].template[0].containers[0].env : e if e.name == "OTEL_EXPORTER_OTLP_ENDPOINT"]) == 0
     error_message = "no OTLP endpoint without telemetry"
   }
 }

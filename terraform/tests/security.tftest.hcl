@@ -51,7 +51,7 @@ run "token_store_is_apart" {
     error_message = "EgressChat reads the token from the private database"
   }
   assert {
-    condition     = contains([for e in google_cloud_run_v2_service.connector.template[0].containers[0].env : e.value if e.name == "FIRESTORE_DATABASE"], "twitch-edge-private")
+    condition     = contains([for e in google_cloud_run_v2_service.connector[0].template[0].containers[0].env : e.value if e.name == "FIRESTORE_DATABASE"], "twitch-edge-private")
     error_message = "the connector's database is the private one"
   }
   assert {

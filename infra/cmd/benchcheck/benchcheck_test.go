@@ -69,17 +69,20 @@ func TestCompare(t *testing.T) {
 		{"within threshold either way",
 			map[string]Figures{"p BenchmarkA": {"ns/op": 1199, "B/op": 81, "allocs/op": 10}, "p BenchmarkB": {"ns/op": 801, "MB/s": 50, "msgs/s": 50, "allocs/op": 0}, "p BenchmarkGone": {"ns/op": 1}},
 			nil},
+		{"times have their own threshold",
+			map[string]Figures{"p BenchmarkA": {"ns/op": 1300, "B/op": 100, "allocs/op": 10}, "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkGone": {"ns/op": 1}},
+			nil},
 		{"slower by more than 20 % is worse",
 			map[string]Figures{"p BenchmarkA": {"ns/op": 1300, "B/op": 100, "allocs/op": 10}, "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkGone": {"ns/op": 1}},
-			[]Change{{Key: "p BenchmarkA", Unit: "ns/op", Old: 1000, New: 1300, Delta: 0.3, Worse: true}}},
+			[]Change{{Key: "p BenchmarkA", Unit: "ns/op", Old: 1000, New: 1300, Delta: 0.3, Worse: true, Timing: true}}},
 		{"faster by more than 20 % is moved, not worse",
 			map[string]Figures{"p BenchmarkA": {"ns/op": 500, "B/op": 100, "allocs/op": 10}, "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkGone": {"ns/op": 1}},
-			[]Change{{Key: "p BenchmarkA", Unit: "ns/op", Old: 1000, New: 500, Delta: -0.5}}},
+			[]Change{{Key: "p BenchmarkA", Unit: "ns/op", Old: 1000, New: 500, Delta: -0.5, Timing: true}}},
 		{"a lower rate is worse, an allocation where there was none is worse, MB/s is not ns/op twice",
 			map[string]Figures{"p BenchmarkA": base["p BenchmarkA"], "p BenchmarkB": {"ns/op": 1000, "MB/s": 30, "msgs/s": 30, "allocs/op": 1}, "p BenchmarkGone": {"ns/op": 1}},
 			[]Change{
 				{Key: "p BenchmarkB", Unit: "allocs/op", Old: 0, New: 1, Delta: math.Inf(1), Worse: true},
-				{Key: "p BenchmarkB", Unit: "msgs/s", Old: 50, New: 30, Delta: -0.4, Worse: true},
+				{Key: "p BenchmarkB", Unit: "msgs/s", Old: 50, New: 30, Delta: -0.4, Worse: true, Timing: true},
 			}},
 		{"benchmarks on one side only are listed",
 			map[string]Figures{"p BenchmarkA": base["p BenchmarkA"], "p BenchmarkB": base["p BenchmarkB"], "p BenchmarkNew": {"ns/op": 5}},
@@ -87,7 +90,11 @@ func TestCompare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Compare(base, tt.current, 0.2)
+			th := Thresholds{Count: 0.2, Time: 0.2}
+			if tt.name == "times have their own threshold" {
+				th.Time = 0.5
+			}
+			got := Compare(base, tt.current, th)
 			for i := range got {
 				got[i].Delta = math.Round(got[i].Delta*1000) / 1000
 			}
@@ -112,7 +119,8 @@ func TestRunUpdateThenCompare(t *testing.T) {
 		t.Fatalf("update: exit %d: %s", code, stderr.String())
 	}
 	stdout.Reset()
-	if code := run([]string{"-baseline", baseline, out}, nil, &stdout, &stderr); code != 0 {
+	// -max-load: the guard off, so that the test does not depend on the machine's load.
+	if code := run([]string{"-baseline", baseline, "-max-load", "1e9", out}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("same figures: exit %d: %s%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "no figure moved") {
@@ -120,11 +128,23 @@ func TestRunUpdateThenCompare(t *testing.T) {
 	}
 	slower := strings.ReplaceAll(strings.ReplaceAll(sample, "10441 ns/op", "20441 ns/op"), "12441 ns/op", "22441 ns/op")
 	stdout.Reset()
-	if code := run([]string{"-baseline", baseline}, strings.NewReader(slower), &stdout, &stderr); code != 1 {
+	if code := run([]string{"-baseline", baseline, "-max-load", "1e9"}, strings.NewReader(slower), &stdout, &stderr); code != 1 {
 		t.Fatalf("slower: exit %d, want 1: %s%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "BenchmarkDecodeDecide") || !strings.Contains(stdout.String(), "WORSE") {
 		t.Errorf("slower: report does not name the regression:\n%s", stdout.String())
+	}
+	// On a loaded machine (-max-load -1: always) a slower time is listed, not failed.
+	stdout.Reset()
+	if code := run([]string{"-baseline", baseline, "-max-load", "-1"}, strings.NewReader(slower), &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "machine loaded: not failed") {
+		t.Fatalf("slower on a loaded machine: exit %d, want 0 with the figure listed:\n%s", code, stdout.String())
+	}
+	// Counts fail whatever the load.
+	stdout.Reset()
+	more := strings.ReplaceAll(sample, "18 allocs/op", "30 allocs/op")
+	if code := run([]string{"-baseline", baseline, "-max-load", "-1"}, strings.NewReader(more), &stdout, &stderr); code != 1 {
+		t.Fatalf("more allocations on a loaded machine: exit %d, want 1:\n%s", code, stdout.String())
 	}
 	stdout.Reset()
 	if code := run([]string{"-baseline", baseline}, strings.NewReader("PASS\n"), &stdout, &stderr); code != 2 {

@@ -52,6 +52,9 @@ type flags struct {
 	connectorPort                                 int
 	binDir, logDir                                string
 	verbose                                       bool
+	transport                                     string
+	connectors, webhookShards                     int
+	reconcileEvery                                time.Duration
 }
 
 func parseFlags() (flags, error) {
@@ -70,6 +73,11 @@ func parseFlags() (flags, error) {
 	flag.StringVar(&f.binDir, "bin", filepath.Join(base, "bin"), "where the functions server and the connector are built")
 	flag.StringVar(&f.logDir, "logs", filepath.Join(base, "logs"), "where each run's folder of component logs (JSON) is made; <logs>/latest is the newest")
 	flag.BoolVar(&f.verbose, "v", false, "also print every log line of the components")
+	flag.StringVar(&f.transport, "transport", stack.TransportWebSocket,
+		"EventSub transport: websocket (one connector), conduit (-connectors instances sharing a conduit) or serverless (no connector; EventSubReconcile on a timer)")
+	flag.IntVar(&f.connectors, "connectors", 2, "conduit mode: connector instances (one WebSocket shard each; 1 with -webhook-shards is a hybrid conduit)")
+	flag.IntVar(&f.webhookShards, "webhook-shards", 0, "webhook shards on the functions server's /EventSubWebhook (conduit: after the WebSocket shards; serverless: at least 1)")
+	flag.DurationVar(&f.reconcileEvery, "reconcile-every", 10*time.Second, "serverless mode: how often EventSubReconcile is ticked")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments %q (flags: -h)", flag.Args())
@@ -224,6 +232,7 @@ func options(f flags) (stack.Options, bool, error) {
 		PubSubHost:    r.String("PUBSUB_EMULATOR_HOST", ""),
 		FirestoreHost: r.String("FIRESTORE_EMULATOR_HOST", ""),
 		Env:           map[string]string{},
+		Transport:     f.transport, Connectors: f.connectors, WebhookShards: f.webhookShards, ReconcileEvery: f.reconcileEvery,
 	}
 	for _, k := range config.TunedNames() {
 		if v, ok := os.LookupEnv(k); ok && v != "" {
@@ -248,7 +257,15 @@ func printReady(out *printer, st *stack.Stack, f flags, real bool, took time.Dur
 	out.line("stack", "ready in %s", took.Round(100*time.Millisecond))
 	out.line("stack", "Pub/Sub emulator %s, Firestore emulator %s, project %s", st.PubSubHost, st.FirestoreHost, st.Project)
 	out.line("stack", "functions %s (Normalize, EgressChat, EgressWhisper, Finalize via push subscriptions)", st.FunctionsURL)
-	out.line("stack", "connector %s/readyz; this run's logs in %s", st.ConnectorURL, logDir)
+	switch urls := st.ConnectorURLs(); {
+	case len(urls) == 0:
+		out.line("stack", "serverless mode: no connector; EventSubReconcile ticked every %s, webhook shards at %s; this run's logs in %s",
+			f.reconcileEvery, st.WebhookURL(), logDir)
+	case len(urls) > 1:
+		out.line("stack", "conduit mode: %d connector instances %s (/readyz each); this run's logs in %s", len(urls), strings.Join(urls, ", "), logDir)
+	default:
+		out.line("stack", "connector %s/readyz; this run's logs in %s", st.ConnectorURL, logDir)
+	}
 	if !real {
 		out.line("stack", "fake Twitch %s (bot %s, channels %s), control API %s", st.Fake.URL(), faketwitch.BotLogin,
 			strings.Join(st.Fake.ChannelLogins(), ", "), st.Fake.ControlURL())
@@ -274,6 +291,11 @@ func printReady(out *printer, st *stack.Stack, f flags, real bool, took time.Dur
 			ctl+" egress --type chat --channel '#bitbrat_demo' --text \"hello chat\"",
 			ctl+" egress --type dm --user 2001 --text \"psst, hi\"",
 			ctl+" reconnect    (also: revoke channel.follow, close 4000, drop, silence, sessions, deliveries)")
+		if f.transport != stack.TransportWebSocket {
+			try = append(try,
+				ctl+" conduits     (then: shard disable <conduit> <shard>, shard kill-socket <conduit> <shard>)",
+				ctl+" channel add late_streamer --id 1003    (channel remove 1003)")
+		}
 	} else {
 		try = append(try, ctl+" egress --type chat --channel '#<your channel>' --text \"hello from the local stack\"")
 	}

@@ -10,6 +10,9 @@
 //	twitchctl help [command]
 //	twitchctl egress --type dm|chat --text "..." [--channel #login] [--user id] [--wait] [--json]
 //	twitchctl login [--client-id id] [--role bot] [--scopes "..."]
+//	twitchctl conduits [--json]
+//	twitchctl shard disable|kill-socket <shard> [--conduit id] [--status s] [--code n] [--json]
+//	twitchctl channel add|remove <login|id> [--id id]
 //
 // Addresses: --control (TWITCHCTL_CONTROL, default http://127.0.0.1:8090), --pubsub
 // (PUBSUB_EMULATOR_HOST, default 127.0.0.1:8085), --firestore (FIRESTORE_EMULATOR_HOST,
@@ -54,6 +57,12 @@ commands:
   login [--client-id id] [--role bot|broadcaster] [--scopes "a b"]
                                          get a user token through Twitch's device code flow,
                                          validate it, store it in Firestore (oauth/twitch/<role>/token)
+  conduits [--json]                      conduits and their shards (conduit and serverless mode)
+  shard disable|kill-socket <shard>      disable a shard, or close a WebSocket shard's socket
+        [--conduit id] [--status s] [--code 4000] [--json]
+  channel add|remove <login|id> [--id id]
+                                         add or remove a channel in the Firestore channels
+                                         collection, which the conduit reconciler serves
   help [command]                         this text, or one command's flags
 
 -h, --help and help print this and exit 0; a usage error exits 2, a failed command 1.
@@ -215,6 +224,8 @@ type cmdArgs struct {
 	json, wait                         bool
 	waitFor                            time.Duration
 	clientID, authURL, role, scopes    string
+	conduit, channelID                 string
+	code                               int
 }
 
 type cmdEnv struct {
@@ -259,7 +270,11 @@ func (c command) checkArgs(name string, pos []string) string {
 	if len(pos) < c.args {
 		return fmt.Sprintf("%s needs %s, e.g. twitchctl %s %s", name, what, name, example)
 	}
-	return fmt.Sprintf("%s takes one argument, %s (got %q); put flag values after their flag", name, what, strings.Join(pos, " "))
+	n := "one argument"
+	if c.args > 1 {
+		n = strconv.Itoa(c.args) + " arguments"
+	}
+	return fmt.Sprintf("%s takes %s, %s (got %q); put flag values after their flag", name, n, what, strings.Join(pos, " "))
 }
 
 func sessionFlag(fs *flag.FlagSet, a *cmdArgs) {
