@@ -333,7 +333,7 @@ func TestConduitModeLosesNothing(t *testing.T) {
 		ok, why := readyz(restarted.url)
 		return ok && strings.Contains(why, "enabled on session")
 	})
-	t.Logf("shard held again %s after the kill (lease TTL %s; renewals every TTL/3)", time.Since(killedAt).Round(100*time.Millisecond), leaseTTL)
+	t.Logf("shard held again %s after the kill (lease TTL %s; a free shard looked for every second)", time.Since(killedAt).Round(100*time.Millisecond), leaseTTL)
 	<-done
 	sent, _ = s.snapshot()
 	f.settle(sent)
