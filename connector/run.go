@@ -63,12 +63,12 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 	if err != nil {
 		return err
 	}
-	defer ps.Close()
+	defer closeWithin(log, "the Pub/Sub client", func() { _ = ps.Close() })
 	fs, err := store.NewClient(ctx, cfg.Common.Project, cfg.Common.Database, store.WithEmulator(cfg.FirestoreEmulator))
 	if err != nil {
 		return err
 	}
-	defer fs.Close()
+	defer closeWithin(log, "the Firestore client", func() { _ = fs.Close() })
 	ins, err := telemetry.NewInstruments(tel.Meter("github.com/bitbrat/twitch-edge/connector"))
 	if err != nil {
 		return fmt.Errorf("connector instruments: %w", err)
@@ -84,7 +84,9 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 		return err
 	}
 	pub := bus.NewPublisher(ps, nil)
-	defer pub.Close()
+	// By the time this runs the app has flushed or spilled every frame within its
+	// shutdown deadline; what the publisher still holds is also in the spill.
+	defer closeWithin(log, "the Pub/Sub publisher's flush", pub.Close)
 	deps := Deps{
 		Helix: tw.Client, Users: tw.Client, BotUserID: tw.BotUserID, Publisher: pub, Firestore: fs, Log: log,
 		Startup: s, Telemetry: tel,
@@ -106,6 +108,26 @@ func (s *Startup) serve(ctx context.Context, cfg Config, log *slog.Logger, h *he
 	}
 	h.app.Store(app)
 	return app.Run(ctx)
+}
+
+// closeTimeout bounds each client's Close at exit: with Pub/Sub or Firestore frozen,
+// a Close waits on the server (a publisher's flush for its publish timeout), and the
+// process would outlive its shutdown deadline until Cloud Run kills it.
+const closeTimeout = time.Second
+
+// closeWithin runs stop, waiting at most closeTimeout; past it, it logs what it
+// abandons and returns (the process is exiting).
+func closeWithin(log *slog.Logger, what string, stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stop()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		log.Warn("connector: not waiting longer to close "+what+" at exit", "waited", closeTimeout.String())
+	}
 }
 
 // appHelix is Helix with the app access token (client-credentials grant, shared

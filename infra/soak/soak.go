@@ -27,8 +27,10 @@
 //     a topic that has no subscription, and a restarted emulator has neither: so
 //     before the Pub/Sub restart everything expected must already be on the pull
 //     subscription, and the topology is re-created before the stream resumes.
-//   - Duplicates: an EventSub message id published twice (a second Pub/Sub message
-//     id). Redeliveries by the pull subscription itself are reported, not counted.
+//   - Duplicates: an EventSub message id published twice on the raw topic (a second
+//     Pub/Sub message id). Reported, not failed on: the raw topic is at least once
+//     and Normalize drops repeats. Redeliveries by the pull subscription itself are
+//     reported, not counted.
 //   - Per fault, on internal.ingress.v1 (where exactly-once is judged): the events
 //     Twitch sent while the fault and its recovery went on (an event is one Notify:
 //     during a hand-off Twitch sends it to two sessions, each copy with its own
@@ -128,7 +130,7 @@ type Result struct {
 // OK reports no loss, no duplicate, no stale frame forwarded and every egress event
 // delivered and finalized exactly once.
 func (r *Result) OK() bool {
-	if len(r.Missing) > 0 || r.Duplicates > r.expectedRawRepeats() || r.StaleForwarded > 0 || r.Expected == 0 || r.Delivered < r.Expected {
+	if len(r.Missing) > 0 || r.StaleForwarded > 0 || r.Expected == 0 || r.Delivered < r.Expected {
 		return false
 	}
 	for _, f := range r.Faults {
@@ -169,7 +171,7 @@ func (r *Result) String() string {
 	row("on the raw topic (distinct EventSub message ids)", r.Delivered, "")
 	row("lost (expected, not on the raw topic)", len(r.Missing), mark(len(r.Missing) == 0))
 	row("published twice (same message id, second Pub/Sub message)", r.Duplicates,
-		mark(r.Duplicates <= r.expectedRawRepeats())+fmt.Sprintf(" (%d where expected, see per fault)", r.expectedRawRepeats()))
+		fmt.Sprintf("(%d where a fault explains it; Normalize drops repeats: judged on internal.ingress.v1, per fault)", r.expectedRawRepeats()))
 	row("redelivered by the pull subscription (not duplicates)", r.Redeliveries, "")
 	row("duplicate frames sent (same message_id, before and after restart)", r.DuplicateFrames, "must not be forwarded again")
 	row("stale frames sent (message_timestamp 11 min old)", r.StaleFrames, "")
