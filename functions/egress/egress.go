@@ -93,7 +93,8 @@ type Topics struct {
 const (
 	DefaultLease    = time.Minute
 	DefaultMaxParts = 10
-	DefaultMaxWait  = time.Second
+	// DefaultMaxWait lets a whisper wait out one per-second window (WhisperSecond).
+	DefaultMaxWait = WhisperSecond
 	// DefaultRecipientCap is Twitch's daily unique-recipient limit for whispers.
 	DefaultRecipientCap = 40
 	// DefaultMaxAge bounds how late a reply may still be delivered: Pub/Sub's retries

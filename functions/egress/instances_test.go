@@ -68,8 +68,8 @@ func TestWhisperBudgetHoldsAcrossInstances(t *testing.T) {
 				t.Errorf("whisper %d: %v", i, err)
 				return
 			}
-			if at := fault.RetryAfter(err, start); at != time.Second {
-				t.Errorf("whisper %d: retry after %s, want 1s", i, at)
+			if at := fault.RetryAfter(err, start); at != WhisperSecond {
+				t.Errorf("whisper %d: retry after %s, want %s", i, at, WhisperSecond)
 			}
 			mu.Lock()
 			retried = append(retried, i)
@@ -83,7 +83,7 @@ func TestWhisperBudgetHoldsAcrossInstances(t *testing.T) {
 	if n := len(f.whisperRequests()); n != WhispersPerSecond {
 		t.Fatalf("%d whisper requests reached Twitch, want %d (no 429)", n, WhispersPerSecond)
 	}
-	f.clock.Advance(time.Second) // Pub/Sub redelivers
+	f.clock.Advance(WhisperSecond) // Pub/Sub redelivers
 	for _, i := range retried {
 		if err := instances[(i+1)%2].Handle(context.Background(), msgs[i]); err != nil {
 			t.Fatalf("redelivery of %d: %v", i, err)
