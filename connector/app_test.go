@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/telemetry"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
@@ -77,7 +76,7 @@ type harness struct {
 	pubsubHost string
 	// firestoreHost is the Firestore emulator the harness's client talks to.
 	firestoreHost string
-	logs          *syncBuffer
+	logs          *logtest.Buffer
 	apps          []*runningApp
 }
 
@@ -87,18 +86,6 @@ type runningApp struct {
 	done   chan struct{}
 	pub    *bus.Publisher
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newHarness(t *testing.T, o twitchtest.Options) *harness {
 	t.Helper()
@@ -131,7 +118,7 @@ func newHarnessOn(t *testing.T, o twitchtest.Options, pubsubHost, firestoreHost 
 		Scopes: []string{"moderator:read:followers", "user:write:chat", "user:manage:whispers"}})
 	ctx := context.Background()
 	h := &harness{t: t, tw: tw, project: emulators.ProjectID(t), pubsubHost: pubsubHost,
-		firestoreHost: firestoreHost, logs: &syncBuffer{}}
+		firestoreHost: firestoreHost, logs: &logtest.Buffer{}}
 	if h.ps, err = bus.NewClient(ctx, h.project, bus.WithEmulator(h.pubsubHost)); err != nil {
 		t.Fatal(err)
 	}

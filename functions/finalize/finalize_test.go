@@ -18,26 +18,14 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/store"
 )
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type fixture struct {
 	fs   *firestore.Client
 	svc  *Service
-	logs *syncBuffer
+	logs *logtest.Buffer
 	now  time.Time
 }
 
@@ -54,7 +42,7 @@ func newFixtureOn(t *testing.T, host string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	f := &fixture{fs: fs, logs: &syncBuffer{}, now: time.Date(2026, 11, 21, 12, 0, 5, 0, time.UTC)}
+	f := &fixture{fs: fs, logs: &logtest.Buffer{}, now: time.Date(2026, 11, 21, 12, 0, 5, 0, time.UTC)}
 	log := logging.New(f.logs, nil, "finalize")
 	f.svc = New(store.NewEvents(fs, func() time.Time { return f.now }), func() time.Time { return f.now }, DefaultTTL, log)
 	return f

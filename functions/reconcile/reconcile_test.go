@@ -1,14 +1,12 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
@@ -53,24 +52,7 @@ type serverless struct {
 	svc     *reconcile.Service
 	records *store.ConduitStore
 	chans   *store.Channels
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *logtest.Buffer
 }
 
 type asyncPub struct{ p *bus.Publisher }
@@ -88,7 +70,7 @@ func newServerless(t *testing.T, channels []string, webhookShards int) *serverle
 	t.Helper()
 	ctx := context.Background()
 	project := emulators.ProjectID(t)
-	s := &serverless{t: t, logs: &syncBuffer{}}
+	s := &serverless{t: t, logs: &logtest.Buffer{}}
 	var err error
 	if s.fake, err = twitchtest.New(twitchtest.Options{}); err != nil {
 		t.Fatal(err)

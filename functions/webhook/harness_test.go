@@ -24,6 +24,7 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
@@ -53,27 +54,10 @@ type harness struct {
 	ingressSub string
 	svc        *webhook.Service
 	srv        *httptest.Server
-	logs       *syncBuffer
+	logs       *logtest.Buffer
 
 	mu       sync.Mutex
 	statuses []int // of every answered request, in order
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type asyncPub struct{ p *bus.Publisher }
@@ -105,7 +89,7 @@ func newHarness(t *testing.T, pubsubHost string) *harness {
 	}
 	ctx := context.Background()
 	h := &harness{t: t, project: emulators.ProjectID(t), topic: event.TopicEventSubRaw, sub: "raw-check",
-		ingressSub: "ingress-check", logs: &syncBuffer{}}
+		ingressSub: "ingress-check", logs: &logtest.Buffer{}}
 	var err error
 	if h.ps, err = bus.NewClient(ctx, h.project, bus.WithEmulator(pubsubHost)); err != nil {
 		t.Fatal(err)

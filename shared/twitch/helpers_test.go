@@ -1,7 +1,6 @@
 package twitch
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
 
@@ -75,31 +75,13 @@ func (m *memStore) ReleaseRefreshLease(_ context.Context, _ Role, holder string)
 	return nil
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	fake     *twitchtest.Server
 	store    *memStore
 	oauth    *OAuth
 	provider *Provider
 	client   *Client
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 	logger   *slog.Logger
 	// sleeps records the rate-limit waits the client asked for (they are not spent).
 	sleepMu sync.Mutex
@@ -125,7 +107,7 @@ func newFixture(t *testing.T, fo twitchtest.Options) *fixture {
 	fake.AddModerator(broadcasterID, botID)
 	fake.AddToken(twitchtest.Token{AccessToken: botAccess, RefreshToken: botRefresh, UserID: botID, Scopes: botScopes})
 
-	f := &fixture{fake: fake, logs: &syncBuffer{}}
+	f := &fixture{fake: fake, logs: &logtest.Buffer{}}
 	f.logger = logging.New(f.logs, slog.LevelDebug, "twitch-test")
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	t.Cleanup(httpc.CloseIdleConnections)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +14,9 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/logging/logtest"
 	"github.com/bitbrat/twitch-edge/shared/store"
 )
-
-// syncBuffer is a bytes.Buffer the printer and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A chat message reaches Twitch before its outcome is published, so make run prints
 // its chat line before its finalize line, even when the finalize message arrives
@@ -69,7 +50,7 @@ func TestChatLineBeforeFinalizeLine(t *testing.T) {
 		t.Fatalf("send chat through the fake: HTTP %d", resp.StatusCode)
 	}
 
-	var out syncBuffer
+	var out logtest.Buffer
 	l := &eventLog{p: newPrinter(&out), st: &stack.Stack{Fake: fake, Firestore: fs}}
 	data, err := json.Marshal(event.FinalizeMessage{CorrelationID: "c-1", Destination: "internal.egress.v1",
 		DeliveredAt: time.Now().UTC().Format(time.RFC3339), Status: event.StatusSent})
