@@ -18,23 +18,18 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
-	"github.com/bitbrat/twitch-edge/shared/store"
 )
 
 // Options configure a stack. Zero values take the defaults in the comments.
@@ -332,126 +327,4 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	progress("connector", t)
 	return s, nil
-}
-
-// Emulator is the stack's own emulator of kind k, for fault tooling (pause, resume,
-// restart); nil for one it was given (Options.PubSubHost, FirestoreHost).
-func (s *Stack) Emulator(k emulators.Kind) *emulators.Emulator { return s.emus[k] }
-
-func (s *Stack) setHost(k emulators.Kind, host string) {
-	if k == emulators.PubSub {
-		s.PubSubHost = host
-	} else {
-		s.FirestoreHost = host
-	}
-}
-
-// connectClients builds the stack's own clients, on its emulators.
-func (s *Stack) connectClients(ctx context.Context) error {
-	var err error
-	if s.PubSub, err = bus.NewClient(ctx, s.Project, bus.WithEmulator(s.PubSubHost)); err != nil {
-		return err
-	}
-	if s.Firestore, err = store.NewClient(ctx, s.Project, "", store.WithEmulator(s.FirestoreHost)); err != nil {
-		return err
-	}
-	return nil
-}
-
-// prepareToken seeds the fake's bot token document, or with real Twitch checks that
-// a token is available.
-func (s *Stack) prepareToken(ctx context.Context) error {
-	if s.Fake != nil {
-		return faketwitch.SeedBotToken(ctx, s.Firestore, s.Fake.BotToken())
-	}
-	if s.opts.RealTwitch.BotAccessToken.Set() {
-		return nil
-	}
-	_, err := s.Firestore.Doc(faketwitch.BotTokenDocPath).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return fmt.Errorf("real Twitch: no bot token: set TWITCH_BOT_ACCESS_TOKEN, or point FIRESTORE_EMULATOR_HOST at an emulator whose project %s holds %s",
-			s.Project, faketwitch.BotTokenDocPath)
-	}
-	if err != nil {
-		return fmt.Errorf("real Twitch: read %s: %w", faketwitch.BotTokenDocPath, err)
-	}
-	return nil
-}
-
-// Done is closed when Stop has finished.
-func (s *Stack) Done() <-chan struct{} { return s.stopped }
-
-// Stop stops everything the stack started, in dependency order (the connector first,
-// so it can flush to Pub/Sub; the emulators last), and removes a temporary binary
-// directory. It is safe to call more than once and from any goroutine.
-func (s *Stack) Stop() {
-	s.stopOnce.Do(func() {
-		close(s.stopping)
-		defer close(s.stopped)
-		s.stopExtraConnectors()
-		if s.connector != nil {
-			s.StopConnector()
-		}
-		if s.functions != nil {
-			s.StopFunctions()
-		}
-		if s.Fake != nil {
-			s.Fake.Close()
-		}
-		if s.pub != nil {
-			s.pub.Close()
-		}
-		if s.PubSub != nil {
-			_ = s.PubSub.Close()
-		}
-		if s.Firestore != nil {
-			_ = s.Firestore.Close()
-		}
-		for _, e := range s.emus {
-			e.Stop()
-		}
-		if s.ownBinDir && s.BinDir != "" {
-			_ = os.RemoveAll(s.BinDir)
-		}
-	})
-}
-
-// StopOnSignal stops the stack when this process gets SIGINT or SIGTERM, then lets
-// the signal take its default course (the process ends), so that an interrupted
-// test run leaves nothing behind. The returned function uninstalls the handler.
-func (s *Stack) StopOnSignal() (cancel func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-ch:
-			s.Stop()
-			signal.Reset(sig)
-			if p, err := os.FindProcess(os.Getpid()); err == nil {
-				_ = p.Signal(sig)
-			}
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-		})
-	}
-}
-
-// loopbackAddr returns addr, or a free loopback address when addr is empty.
-func loopbackAddr(addr string) (string, error) {
-	if addr != "" {
-		return addr, nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
