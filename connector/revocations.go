@@ -30,7 +30,7 @@ func (a *App) loadRevoked(ctx context.Context) map[string]string {
 	}
 	out := map[string]string{}
 	for _, sub := range subs {
-		if known[sub.Key] && eventsub.PermanentRevocation(sub.Status) {
+		if known[sub.Key] && twitch.RevocationIsFinal(sub.Status) {
 			out[sub.Key] = sub.Status
 		}
 	}

@@ -126,15 +126,6 @@ func (r Result) String() string {
 		r.Desired, r.Existing, r.Created, r.Deleted, r.Revoked, r.Failed, len(r.OverBudget), r.TotalCost, r.MaxTotalCost)
 }
 
-// revocationReasons are the statuses after which a subscription never comes back by
-// itself; conduit_deleted is not among them (the lifecycle recreates the conduit).
-var revocationReasons = map[string]bool{
-	twitch.StatusAuthorizationRevoked: true,
-	twitch.StatusUserRemoved:          true,
-	twitch.StatusModeratorRemoved:     true,
-	twitch.StatusVersionRemoved:       true,
-}
-
 // Run reconciles every Every until ctx ends, then frees the lease.
 func (r *Reconciler) Run(ctx context.Context) error {
 	t := time.NewTicker(r.o.Every)
@@ -166,7 +157,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 // Revoked records a revocation Twitch sent on a shard, so the next round neither
 // counts nor recreates it.
 func (r *Reconciler) Revoked(ctx context.Context, sub twitch.Subscription) {
-	if !revocationReasons[sub.Status] {
+	if !twitch.RevocationIsFinal(sub.Status) {
 		return
 	}
 	key := eventsub.Spec{Type: sub.Type, Version: sub.Version, Condition: sub.Condition}.Key()
@@ -286,7 +277,7 @@ func (r *Reconciler) round(ctx context.Context) (Result, error) {
 	for _, s := range list.Subscriptions {
 		key := eventsub.Spec{Type: s.Type, Version: s.Version, Condition: s.Condition}.Key()
 		switch {
-		case revocationReasons[s.Status]:
+		case twitch.RevocationIsFinal(s.Status):
 			if _, known := revoked[key]; !known {
 				rv := store.Revocation{Key: key, Type: s.Type, Reason: s.Status}
 				if err := r.o.Revocations.RecordRevocation(ctx, rv); err != nil {

@@ -172,10 +172,6 @@ func (s *Session) onNewSession(ctx context.Context, c *conn, subscribe bool) {
 	s.mu.Unlock()
 }
 
-// PermanentRevocation reports whether a revocation reason stops resubscribing until
-// authorization changes.
-func PermanentRevocation(status string) bool { return permanentRevocations[status] }
-
 // RetryRevoked tries the subscriptions revoked for good again now (the token
 // changed: someone may have re-authorized).
 func (s *Session) RetryRevoked() {

@@ -16,16 +16,6 @@ const statusFailed = "failed"
 // Twitch closes an unused socket (4003) after ten seconds.
 const subscribeWindow = 9 * time.Second
 
-// permanentRevocations are the revocation reasons after which resubscribing cannot
-// succeed until a person acts (re-authorizes, restores the user, moves to a new
-// version). The connector records them and stops asking.
-var permanentRevocations = map[string]bool{
-	twitch.StatusAuthorizationRevoked: true,
-	twitch.StatusUserRemoved:          true,
-	twitch.StatusModeratorRemoved:     true,
-	twitch.StatusVersionRemoved:       true,
-}
-
 // subscribeAll creates every spec that is not revoked on the current session, at
 // most four at a time, then removes orphaned subscriptions of earlier sessions. What
 // failed is tried again with backoff for as long as the connection lives: a channel
@@ -253,7 +243,7 @@ func (s *Session) record(_ context.Context, st SubscriptionState) {
 	st.UpdatedAt = s.o.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.subs[st.Key]; ok && cur.ID == st.ID && permanentRevocations[cur.Status] && st.Status == twitch.StatusEnabled {
+	if cur, ok := s.subs[st.Key]; ok && cur.ID == st.ID && twitch.RevocationIsFinal(cur.Status) && st.Status == twitch.StatusEnabled {
 		return // a create's answer arriving after the revocation of the same subscription
 	}
 	s.subs[st.Key] = st
@@ -350,7 +340,7 @@ func (s *Session) handleRevocation(ctx context.Context, frame []byte) {
 	sub := p.Subscription
 	sp := Spec{Type: sub.Type, Version: sub.Version, Condition: sub.Condition}
 	s.o.Metrics.Revocations.Inc()
-	if permanentRevocations[sub.Status] {
+	if twitch.RevocationIsFinal(sub.Status) {
 		s.mu.Lock()
 		s.revoked[sp.Key()] = sub.Status
 		s.mu.Unlock()
@@ -358,5 +348,5 @@ func (s *Session) handleRevocation(ctx context.Context, frame []byte) {
 	s.record(ctx, SubscriptionState{Key: sp.Key(), ID: sub.ID, Type: sub.Type, Version: sub.Version,
 		Condition: sub.Condition, SessionID: sub.Transport.SessionID, Status: sub.Status, Reason: "revoked by Twitch"})
 	s.o.Log.Warn("eventsub: subscription revoked", "subscription", sp.Key(), "subscriptionId", sub.ID,
-		"reason", sub.Status, "resubscribe", !permanentRevocations[sub.Status])
+		"reason", sub.Status, "resubscribe", !twitch.RevocationIsFinal(sub.Status))
 }
