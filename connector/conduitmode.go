@@ -35,7 +35,7 @@ type WebhookShardKeeper func(ctx context.Context, conduitID string, ids []string
 const standbyClaimEvery = time.Second
 
 // conduitName is the conduit's Firestore record (conduits/twitch).
-const conduitName = "twitch"
+const conduitName = store.ConduitName
 
 // typeShardDisabled is the notification Twitch sends when a shard of the conduit is
 // disabled; the connector subscribes to it and handles it itself (not forwarded).

@@ -24,7 +24,7 @@ const SettingWebhookSecret = "TWITCH_EVENTSUB_WEBHOOK_SECRET"
 
 // ConduitName is the conduit's Firestore record (conduits/{name}), shared by the
 // connector in conduit mode, EventSubReconcile and this function.
-const ConduitName = "twitch"
+const ConduitName = store.ConduitName
 
 // webhookRetention outlasts Twitch's retries of one message (and its 10-minute
 // replay window) by far; Firestore's TTL policy removes the claims after it.

@@ -34,6 +34,10 @@ type ConduitStore struct {
 	now    func() time.Time
 }
 
+// ConduitName is the edge's one conduit record, conduits/twitch: the connector in
+// conduit mode, EventSubReconcile and EventSubWebhook must all name the same one.
+const ConduitName = "twitch"
+
 // NewConduitStore keeps the state of deployment name in conduits/{name}. now may be
 // nil (time.Now); leases are judged by it.
 func NewConduitStore(client *firestore.Client, name string, now func() time.Time) *ConduitStore {
