@@ -188,25 +188,42 @@ func (s *ChatService) Handle(ctx context.Context, m trigger.Message) error {
 	owner := s.attemptOwner()
 	results := make([]outcome, 0, len(parts))
 	p := &chatPart{env: env, login: login, owner: owner, parts: len(parts), source: sel.Source}
+	var last sent // the last part this attempt claimed, while it holds the claim
 	for i, text := range parts {
 		if len(results) > 0 && results[len(results)-1].Status != event.StatusSent {
 			break // an earlier part failed: the rest would make no sense alone
 		}
 		p.index, p.text = i, text
-		o, err := s.sendPart(ctx, p)
+		r, err := s.sendPart(ctx, p)
 		if err != nil {
 			if fault.KindOf(err) == fault.Auth {
 				return s.authFailure(ctx, env, notSent(append(results, s.failedBy(err)), len(parts)), err)
 			}
 			return err
 		}
-		results = append(results, o)
+		if r.finalized {
+			s.log.InfoContext(ctx, s.name+": duplicate delivery, outcome already reported", "part", i)
+			return nil
+		}
+		if r.held && i < len(parts)-1 && r.o.Status == event.StatusSent {
+			// A later part follows: record this one now, so that a retry after a crash
+			// between parts knows it went out.
+			s.complete(ctx, r.key, owner, r.o)
+			r.held = false
+		}
+		last = r
+		results = append(results, r.o)
 	}
 	f := s.finalizeMessage(env.cid, env.destination, env.e, notSent(results, len(parts)))
 	if truncated {
 		addTruncation(&f, Truncation{Limit: ChatMaxChars * s.maxParts, OriginalChars: CharCount(sel.Text),
 			SentChars: sentChars(parts), Reason: fmt.Sprintf("chat text longer than %d messages", s.maxParts)})
 	}
+	if last.held {
+		return s.finalizeHeld(ctx, last.key, owner, last.leaseUntil, last.o, f)
+	}
+	// Every part was done by earlier attempts, whose finalize did not go out (its
+	// publish failed) or went out through the finalize claim (an earlier version).
 	return s.finalizeOnce(ctx, owner, f)
 }
 
@@ -221,45 +238,79 @@ type chatPart struct {
 	broadcasterID string
 }
 
+// sent is one send's final outcome as an attempt found or made it.
+type sent struct {
+	o   outcome
+	key string
+	// held: this attempt holds the claim (until leaseUntil), which it must finish.
+	held       bool
+	leaseUntil time.Time
+	// finalized: an earlier attempt reported the event's outcome already.
+	finalized bool
+}
+
+// fromClaim is the outcome of a claim ClaimSend found done, held or taken over, and
+// ok false for a new claim (the caller sends).
+func (c *core) fromClaim(ctx context.Context, key string, claim store.Claim) (sent, bool, error) {
+	switch {
+	case claim.State == store.Completed:
+		return sent{o: decodeOutcome(claim.Result), key: key, finalized: claim.Finalized != ""}, true, nil
+	case claim.State == store.Held:
+		return sent{}, true, inProgress(key, claim)
+	case claim.Sending:
+		o := c.takenOver()
+		c.log.WarnContext(ctx, c.name+": an earlier attempt stopped mid-send; not sending again",
+			"key", key, "attempts", claim.Attempts, "code", o.Code)
+		return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, true, nil
+	}
+	return sent{}, false, nil
+}
+
+// refused records an outcome decided without sending (nothing was sent), through a
+// claim made without a budget slot, unless the send was claimed already.
+func (c *core) refused(ctx context.Context, key, owner string, o outcome) (sent, error) {
+	claim, _, err := c.claims.ClaimSend(ctx, key, owner, c.lease, nil)
+	if err != nil {
+		return sent{}, err
+	}
+	if r, done, err := c.fromClaim(ctx, key, claim); done {
+		return r, err
+	}
+	return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, nil
+}
+
 // sendPart delivers one part once. It returns the part's final outcome, or an error
 // when it must be retried (the claim is then released, or held by someone else) or,
 // for Auth, reported.
-func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (outcome, error) {
-	key := fmt.Sprintf("%s:%s:%d", s.keyspace, p.env.cid, p.index)
-	claim, err := s.claims.Acquire(ctx, key, p.owner, s.lease)
-	if err != nil {
-		return outcome{}, err
-	}
-	switch claim.State {
-	case store.Completed:
-		return decodeOutcome(claim.Result), nil
-	case store.Held:
-		return outcome{}, inProgress(key, claim)
-	}
-	if claim.Sending {
-		o := s.takenOver()
-		s.log.WarnContext(ctx, s.name+": an earlier attempt stopped mid-send; not sending again",
-			"key", key, "attempts", claim.Attempts, "code", o.Code)
-		s.complete(ctx, key, p.owner, o)
-		return o, nil
-	}
+func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (sent, error) {
+	key := s.partKey(p.env.cid, p.index)
 	if p.broadcasterID == "" {
 		hctx, cancel := s.helixCtx(ctx)
-		p.broadcasterID, err = s.broadcaster(hctx, p.login)
+		id, err := s.broadcaster(hctx, p.login)
 		cancel()
 		if err != nil {
-			return s.partRefused(ctx, key, p, err)
+			if k := fault.KindOf(err); k == fault.Permanent || k == fault.Invalid {
+				o := s.failedBy(err)
+				s.log.WarnContext(ctx, s.name+": chat message not sent", "channel", "#"+p.login, "part", p.index,
+					"code", o.Code, "twitchMessage", o.Message)
+				return s.refused(ctx, key, p.owner, o)
+			}
+			s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", p.index, "error", err.Error(),
+				"code", fault.CodeOf(err, "UNKNOWN"))
+			return sent{}, err
 		}
+		p.broadcasterID = id
 	}
-	if err := s.takeChatSlot(ctx, p.broadcasterID); err != nil {
-		s.release(ctx, key, p.owner)
+	claim, err := s.claimChatSlot(ctx, key, p.owner, p.broadcasterID)
+	if err != nil {
 		s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", p.index, "error", err.Error(),
 			"code", fault.CodeOf(err, "UNKNOWN"), "retryAfter", fault.RetryAfter(err, s.now()).String())
-		return outcome{}, err
+		return sent{}, err
 	}
-	if err := s.markSending(ctx, key, p.owner); err != nil {
-		return outcome{}, err
+	if r, done, err := s.fromClaim(ctx, key, claim); done {
+		return r, err
 	}
+	held := sent{key: key, held: true, leaseUntil: claim.LeaseUntil}
 	hctx, cancel := s.helixCtx(ctx)
 	res, err := s.helix.SendChatMessage(hctx, p.broadcasterID, s.botID, p.text, "")
 	cancel()
@@ -270,39 +321,35 @@ func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (outcome, error
 			s.log.WarnContext(ctx, s.name+": chat message counted as sent", "part", p.index, "error", err.Error())
 			res = &twitch.ChatMessageResult{}
 		}
-		o := s.sentOutcome(res.MessageID)
-		s.complete(ctx, key, p.owner, o)
+		held.o = s.sentOutcome(res.MessageID)
 		s.log.InfoContext(ctx, s.name+": chat message sent", "channel", "#"+p.login, "part", p.index, "parts", p.parts,
 			"messageId", res.MessageID, "chars", CharCount(p.text), "textSource", p.source)
-		return o, nil
+		return held, nil
 	case outcomeUnknown(err, "/chat/messages"):
-		o := s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the message may have been posted, so it is not sent again")
-		s.complete(ctx, key, p.owner, o)
+		held.o = s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the message may have been posted, so it is not sent again")
 		s.log.WarnContext(ctx, s.name+": chat message outcome unknown; not retried", "channel", "#"+p.login,
-			"part", p.index, "code", o.Code, "error", err.Error())
-		return o, nil
+			"part", p.index, "code", held.o.Code, "error", err.Error())
+		return held, nil
 	}
-	return s.partRefused(ctx, key, p, err)
+	return s.partRefused(ctx, held, p, err)
 }
 
-// partRefused handles a part Twitch (or the lookup before it) refused: for good
-// (FAILED, recorded), for the bot's credentials (released, Auth), or for now
-// (released, retried).
-func (s *ChatService) partRefused(ctx context.Context, key string, p *chatPart, err error) (outcome, error) {
+// partRefused handles a part Twitch refused: for good (FAILED), for the bot's
+// credentials (released, Auth), or for now (released, retried).
+func (s *ChatService) partRefused(ctx context.Context, held sent, p *chatPart, err error) (sent, error) {
 	switch fault.KindOf(err) {
 	case fault.Permanent, fault.Invalid:
-		o := s.failedBy(err)
-		s.complete(ctx, key, p.owner, o)
+		held.o = s.failedBy(err)
 		s.log.WarnContext(ctx, s.name+": chat message not sent", "channel", "#"+p.login, "part", p.index,
-			"code", o.Code, "twitchMessage", o.Message)
-		return o, nil
+			"code", held.o.Code, "twitchMessage", held.o.Message)
+		return held, nil
 	}
-	s.release(ctx, key, p.owner)
+	s.release(ctx, held.key, p.owner)
 	if fault.KindOf(err) != fault.Auth {
 		s.log.WarnContext(ctx, s.name+": chat message will be retried", "part", p.index, "error", err.Error(),
 			"code", fault.CodeOf(err, "UNKNOWN"))
 	}
-	return outcome{}, err
+	return sent{}, err
 }
 
 // handOff republishes a dm event, unchanged, to the whisper topic, with an attribute

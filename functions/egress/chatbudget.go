@@ -100,18 +100,20 @@ func (s *ChatService) chatLimit(ctx context.Context, broadcasterID string) int {
 	return ChatPerWindow
 }
 
-// takeChatSlot reserves one message of the channel's budget. A full budget is waited
-// out when the wait fits in maxWait and in the handler's deadline (leaving time for
-// the send); otherwise it is a RateLimited error naming when a slot frees, which the
-// trigger turns into a Pub/Sub retry. It is never a failure.
-func (s *ChatService) takeChatSlot(ctx context.Context, broadcasterID string) error {
+// claimChatSlot claims the part's send (key) together with one message of the
+// channel's budget (ClaimSend). A full budget is waited out when the wait fits in
+// maxWait and in the handler's deadline (leaving time for the send); otherwise it is
+// a RateLimited error naming when a slot frees, which the trigger turns into a
+// Pub/Sub retry. It is never a failure.
+func (s *ChatService) claimChatSlot(ctx context.Context, key, owner, broadcasterID string) (store.Claim, error) {
 	limit := s.chatLimit(ctx, broadcasterID)
 	windows := []store.Window{{Span: ChatWindow, Max: limit}}
-	key := "chat:" + s.botID + ":" + broadcasterID
+	budget := "chat:" + s.botID + ":" + broadcasterID
 	for try := 0; ; try++ {
-		ok, at, err := s.budgets.Reserve(ctx, key, s.now(), windows)
-		if err != nil || ok {
-			return err
+		slot := s.budgets.Slot(budget, s.now(), windows)
+		claim, at, err := s.claims.ClaimSend(ctx, key, owner, s.lease, &slot)
+		if err != nil || at.IsZero() {
+			return claim, err
 		}
 		wait := at.Sub(s.now())
 		fitsDeadline := true
@@ -119,14 +121,14 @@ func (s *ChatService) takeChatSlot(ctx context.Context, broadcasterID string) er
 			fitsDeadline = false
 		}
 		if wait > s.chatMaxWait || !fitsDeadline || try >= 3 {
-			return &fault.Error{Kind: fault.RateLimited, Code: CodeChatRateLimit, RetryAt: at,
+			return store.Claim{}, &fault.Error{Kind: fault.RateLimited, Code: CodeChatRateLimit, RetryAt: at,
 				Message: fmt.Sprintf("chat budget for channel %s (%d per %s) spent until %s", broadcasterID, limit, ChatWindow,
 					at.UTC().Format(time.RFC3339Nano))}
 		}
 		s.log.InfoContext(ctx, s.name+": waiting for the channel's chat budget", "broadcasterId", broadcasterID,
 			"limit", limit, "wait", wait.String())
 		if err := s.sleep(ctx, wait); err != nil {
-			return fault.Wrap(fault.Transient, CodeChatRateLimit, err, "waiting for the chat budget")
+			return store.Claim{}, fault.Wrap(fault.Transient, CodeChatRateLimit, err, "waiting for the chat budget")
 		}
 	}
 }

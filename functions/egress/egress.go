@@ -4,11 +4,12 @@
 // function, which whispers the user within Twitch's whisper limits.
 //
 // Each side effect happens once: every chat part and every whisper is claimed in
-// Firestore (collection deliveries, keyed by correlation id and part) before the Helix
-// call and completed after it, so a redelivered event is acknowledged without sending
-// again, and a claim left by a crashed instance is taken over once its lease ends.
-// Every terminal outcome is reported by exactly one finalize message (CONTRACT.md),
-// itself guarded by a claim. Input that can never be delivered gets a FAILED finalize
+// Firestore (collection deliveries, keyed by correlation id and part), together with
+// its send budget, before the Helix call, and finished after the finalize is
+// published, so a redelivered event is acknowledged without sending again, and a
+// claim left by a crashed instance is taken over once its lease ends. Every terminal
+// outcome is reported by exactly one finalize message (CONTRACT.md); sendonce.go has
+// the argument. Input that can never be delivered gets a FAILED finalize
 // and a fault.Invalid error, which the trigger turns into a dead letter.
 package egress
 
@@ -68,10 +69,13 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error)
 }
 
-// Claims makes each send happen once (*store.Claims on collection deliveries).
+// Claims makes each send happen once (*store.Claims on collection deliveries): see
+// sendonce.go for how.
 type Claims interface {
+	ClaimSend(ctx context.Context, key, owner string, lease time.Duration, slot *store.Slot) (store.Claim, time.Time, error)
+	Finish(ctx context.Context, key, owner, result, finalized string) error
+	Peek(ctx context.Context, key string) (store.Claim, bool, error)
 	Acquire(ctx context.Context, key, owner string, lease time.Duration) (store.Claim, error)
-	MarkSending(ctx context.Context, key, owner string, lease time.Duration) error
 	Complete(ctx context.Context, key, owner, result string) error
 	Release(ctx context.Context, key, owner string) error
 }
@@ -252,10 +256,15 @@ func (c *core) reject(ctx context.Context, cid, destination string, e *event.Int
 		// redelivery of a rejected event is dead-lettered again (in case the first dead
 		// letter was lost); one that has only grown older than MaxAge since its outcome
 		// was reported is acknowledged quietly.
-		f := c.finalizeMessage(cid, destination, e, []outcome{c.failed(code, twitchMessage(cause))})
-		dup, err := c.finalizeFirst(ctx, c.attemptOwner(), f)
+		dup, err := c.reported(ctx, cid)
 		if err != nil {
 			return err
+		}
+		if !dup {
+			f := c.finalizeMessage(cid, destination, e, []outcome{c.failed(code, twitchMessage(cause))})
+			if dup, err = c.finalizeFirst(ctx, c.attemptOwner(), f); err != nil {
+				return err
+			}
 		}
 		if dup && code == CodeExpired {
 			return nil

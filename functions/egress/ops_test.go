@@ -57,9 +57,9 @@ func TestEgressFirestoreOpsPerMessage(t *testing.T) {
 	}
 	c := px.Counts().Sub(before)
 	t.Logf("EgressChat, %d messages: %s", n, c)
-	// The part's claim (a transaction), the channel's send budget (a transaction), the
-	// in-flight mark (a transaction), the part's outcome, the finalize claim (a
-	// transaction) and its completion.
+	// One transaction that reads the channel's send budget and writes it and the part's
+	// claim (a create, marked in flight), then the claim's finish (outcome and
+	// "finalize published", one write): 3 writes, 1 read.
 	chatWant, err := opcount.BudgetFor("egressChat")
 	if err != nil {
 		t.Fatal(err)
@@ -76,13 +76,15 @@ func TestEgressFirestoreOpsPerMessage(t *testing.T) {
 	}
 	c = px.Counts().Sub(before)
 	t.Logf("EgressWhisper, %d whispers: %s", n, c)
-	// As chat, and the recipient's daily whisper budget (a transaction); once more for
-	// the first whisper to a recipient.
+	// As chat, and the recipient's daily whisper budget (a transaction: a read, and a
+	// write for the first whisper to a recipient). The fifth whisper in the same
+	// instant waits once for the 3-per-second budget: two reads more (the budget, and
+	// the claim, looked at because the budget is full).
 	dmWant, err := opcount.BudgetFor("egressWhisper")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w, r := dmWant.Writes*n, dmWant.Reads*n; c.Writes < w || c.Writes > w+1 || c.Reads < r || c.Reads > r+1 {
-		t.Errorf("EgressWhisper per whisper: %s; want %d writes and %d reads (docs/perf/ops.json), one more of each for a new recipient", c, dmWant.Writes, dmWant.Reads)
+	if w, r := dmWant.Writes*n, dmWant.Reads*n; c.Writes < w || c.Writes > w+1 || c.Reads < r || c.Reads > r+2 {
+		t.Errorf("EgressWhisper per whisper: %s; want %d writes and %d reads (docs/perf/ops.json), one more write for a new recipient, two more reads for the wait", c, dmWant.Writes, dmWant.Reads)
 	}
 }

@@ -155,93 +155,98 @@ func (s *WhisperService) Handle(ctx context.Context, m trigger.Message) error {
 	}
 
 	owner := s.attemptOwner()
-	key := s.keyspace + ":" + env.cid + ":0"
-	claim, err := s.claims.Acquire(ctx, key, owner, s.lease)
+	key := s.partKey(env.cid, 0)
+	r, err := s.send(ctx, env, key, owner, to, sel.Text)
 	if err != nil {
-		return err
-	}
-	switch claim.State {
-	case store.Completed:
-		return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{decodeOutcome(claim.Result)}))
-	case store.Held:
-		return inProgress(key, claim)
-	}
-	if claim.Sending {
-		o := s.takenOver()
-		s.log.WarnContext(ctx, s.name+": an earlier attempt stopped mid-send; not sending again",
-			"key", key, "attempts", claim.Attempts, "code", o.Code)
-		s.complete(ctx, key, owner, o)
-		return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{o}))
-	}
-	o, err := s.send(ctx, env, key, owner, to, sel.Text)
-	if err != nil {
-		if fault.CodeOf(err, "") != CodeInProgress {
-			s.release(ctx, key, owner)
-		}
 		if fault.KindOf(err) == fault.Auth {
 			return s.authFailure(ctx, env, []outcome{s.failedBy(err)}, err)
 		}
-		s.log.WarnContext(ctx, s.name+": whisper will be retried", "error", err.Error(), "code", fault.CodeOf(err, "UNKNOWN"),
-			"retryAfter", fault.RetryAfter(err, s.now()).String())
+		if fault.CodeOf(err, "") != CodeInProgress {
+			s.log.WarnContext(ctx, s.name+": whisper will be retried", "error", err.Error(), "code", fault.CodeOf(err, "UNKNOWN"),
+				"retryAfter", fault.RetryAfter(err, s.now()).String())
+		}
 		return err
 	}
-	s.complete(ctx, key, owner, o)
-	return s.finalizeOnce(ctx, owner, s.finalizeMessage(env.cid, env.destination, env.e, []outcome{o}))
+	f := s.finalizeMessage(env.cid, env.destination, env.e, []outcome{r.o})
+	switch {
+	case r.finalized:
+		s.log.InfoContext(ctx, s.name+": duplicate delivery, outcome already reported", "status", f.Status)
+		return nil
+	case r.held:
+		return s.finalizeHeld(ctx, key, owner, r.leaseUntil, r.o, f)
+	}
+	// Done by an earlier attempt whose finalize did not go out (its publish failed) or
+	// went out through the finalize claim (an earlier version).
+	return s.finalizeOnce(ctx, owner, f)
 }
 
-// send applies the limits and whispers. It returns the final outcome (SENT, or FAILED
-// for good), or an error when the whisper must be retried (or, for Auth, reported and
-// dead-lettered).
-func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to, text string) (outcome, error) {
+// send applies the limits, claims the whisper and sends it. It returns its final
+// outcome (SENT, or FAILED for good; found, when an earlier attempt claimed it), or an
+// error when the whisper must be retried (or, for Auth, reported and dead-lettered).
+func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to, text string) (sent, error) {
 	adm, err := s.recipients.Admit(ctx, store.WhisperRequest{SenderID: s.botID, RecipientID: to, Key: env.cid, At: s.now(), Cap: s.cap})
 	if err != nil {
-		return outcome{}, err
+		return sent{}, err
 	}
 	if !adm.Admitted {
 		s.log.WarnContext(ctx, s.name+": daily whisper recipient cap reached", "to", to, "admission", adm.String())
-		return s.failed(CodeRecipientCap, fmt.Sprintf(
+		return s.refused(ctx, key, owner, s.failed(CodeRecipientCap, fmt.Sprintf(
 			"the bot already whispered %d different users in the last 24 hours (Twitch allows %d); the next recipient can be whispered after %s",
-			adm.Recipients, s.cap, adm.NextSlot.UTC().Format(time.RFC3339))), nil
+			adm.Recipients, s.cap, adm.NextSlot.UTC().Format(time.RFC3339))))
 	}
 	limit, reason := WhisperMaxChars, "whisper longer than Twitch allows"
 	if adm.FirstTime {
 		limit, reason = WhisperFirstTimeMaxChars, "whisper to a first-time recipient longer than Twitch allows"
 	}
 	msg, cut := Truncate(text, limit)
-	if err := s.takeSlot(ctx); err != nil {
-		return outcome{}, err
+	claim, err := s.claimSlot(ctx, key, owner)
+	if err != nil {
+		return sent{}, err
 	}
-	if err := s.claims.MarkSending(ctx, key, owner, s.lease); err != nil {
-		return outcome{}, err
+	if r, done, err := s.fromClaim(ctx, key, claim); done {
+		if err == nil && adm.FirstTime && r.o.Status == event.StatusFailed && r.o.Code == CodeRecipientCap {
+			// An earlier attempt was refused for the cap and reported it; the slot this
+			// attempt was just given will not be used.
+			s.withdraw(ctx, to, env.cid)
+		}
+		return r, err
 	}
+	held := sent{key: key, held: true, leaseUntil: claim.LeaseUntil}
 	hctx, cancel := s.helixCtx(ctx)
 	err = s.helix.SendWhisper(hctx, s.botID, to, msg)
 	cancel()
 	if err != nil && outcomeUnknown(err, "/whispers") {
 		s.log.WarnContext(ctx, s.name+": whisper outcome unknown; not retried", "to", to, "error", err.Error())
-		return s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again"), nil
+		held.o = s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again")
+		return held, nil
 	}
 	if err != nil {
 		if k := fault.KindOf(err); k == fault.Permanent || k == fault.Invalid {
-			o := s.failedBy(err)
-			s.log.WarnContext(ctx, s.name+": whisper not sent", "to", to, "code", o.Code, "twitchMessage", o.Message)
+			held.o = s.failedBy(err)
+			s.log.WarnContext(ctx, s.name+": whisper not sent", "to", to, "code", held.o.Code, "twitchMessage", held.o.Message)
 			// Nothing was delivered: the recipient's slot goes back to the daily budget.
 			if adm.FirstTime {
-				if werr := s.recipients.Withdraw(ctx, s.botID, to, env.cid); werr != nil {
-					s.log.WarnContext(ctx, s.name+": could not give back the recipient slot", "to", to, "error", werr.Error())
-				}
+				s.withdraw(ctx, to, env.cid)
 			}
-			return o, nil
+			return held, nil
 		}
-		return outcome{}, err
+		s.release(ctx, key, owner) // nothing was sent: the retry may send
+		return sent{}, err
 	}
-	o := outcome{Status: event.StatusSent, At: event.Timestamp(s.now())}
+	held.o = outcome{Status: event.StatusSent, At: event.Timestamp(s.now())}
 	if cut {
-		o.Cut = &Truncation{Limit: limit, OriginalChars: CharCount(text), SentChars: CharCount(msg), Reason: reason}
+		held.o.Cut = &Truncation{Limit: limit, OriginalChars: CharCount(text), SentChars: CharCount(msg), Reason: reason}
 	}
 	s.log.InfoContext(ctx, s.name+": whisper sent", "to", to, "chars", CharCount(msg), "truncated", cut,
 		"firstTimeRecipient", adm.FirstTime)
-	return o, nil
+	return held, nil
+}
+
+// withdraw gives back the recipient slot the whisper cid took.
+func (s *WhisperService) withdraw(ctx context.Context, to, cid string) {
+	if err := s.recipients.Withdraw(ctx, s.botID, to, cid); err != nil {
+		s.log.WarnContext(ctx, s.name+": could not give back the recipient slot", "to", to, "error", err.Error())
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -35,29 +35,31 @@ var whisperWindows = []store.Window{
 // SendBudgets holds send rate limits across instances (*store.SendBudgets): Twitch
 // counts per sender, so a limit kept in one process would let two instances (a
 // deploy overlap, a scale-out) together send twice the budget and collect 429s.
+// The slot is taken together with the send's claim (Claims.ClaimSend).
 type SendBudgets interface {
-	Reserve(ctx context.Context, key string, now time.Time, windows []store.Window) (ok bool, retryAt time.Time, err error)
+	Slot(key string, now time.Time, windows []store.Window) store.Slot
 }
 
-// takeSlot reserves a send slot in the bot's per-second and per-minute whisper
-// budgets, waiting at most maxWait for one; beyond that it returns a RateLimited error
-// with the time the next slot frees, so that Pub/Sub retries the message later instead
-// of the handler holding it.
-func (s *WhisperService) takeSlot(ctx context.Context) error {
+// claimSlot claims the whisper's send (key) together with a slot in the bot's
+// per-second and per-minute whisper budgets (ClaimSend), waiting at most maxWait for
+// one; beyond that it returns a RateLimited error with the time the next slot frees,
+// so that Pub/Sub retries the message later instead of the handler holding it.
+func (s *WhisperService) claimSlot(ctx context.Context, key, owner string) (store.Claim, error) {
 	for try := 0; ; try++ {
-		ok, at, err := s.budgets.Reserve(ctx, "whisper:"+s.botID, s.now(), whisperWindows)
-		if err != nil || ok {
-			return err
+		slot := s.budgets.Slot("whisper:"+s.botID, s.now(), whisperWindows)
+		claim, at, err := s.claims.ClaimSend(ctx, key, owner, s.lease, &slot)
+		if err != nil || at.IsZero() {
+			return claim, err
 		}
 		wait := at.Sub(s.now())
 		if wait > s.maxWait || try >= 2 {
-			return &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
+			return store.Claim{}, &fault.Error{Kind: fault.RateLimited, Code: CodeLocalRateLimit, RetryAt: at,
 				Message: fmt.Sprintf("whisper budget (%d/s, %d/min) spent until %s", WhispersPerSecond, WhispersPerMinute,
 					at.UTC().Format(time.RFC3339Nano))}
 		}
 		s.log.InfoContext(ctx, s.name+": waiting for a whisper slot", "wait", wait.String())
 		if err := s.sleep(ctx, wait); err != nil {
-			return fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
+			return store.Claim{}, fault.Wrap(fault.Transient, CodeLocalRateLimit, err, "waiting for a whisper slot")
 		}
 	}
 }

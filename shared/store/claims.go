@@ -78,6 +78,9 @@ type Claim struct {
 	// (MarkSending) and never completed it: its outcome is unknown, so an action that
 	// must not happen twice is not redone.
 	Sending bool
+	// Finalized is what Finish recorded: the claimed action's outcome was reported
+	// (ClaimSend and Peek only).
+	Finalized string
 }
 
 type claimDoc struct {
@@ -87,6 +90,7 @@ type claimDoc struct {
 	Attempts   int64     `firestore:"attempts"`
 	Result     string    `firestore:"result,omitempty"`
 	Sending    bool      `firestore:"sending,omitempty"`
+	Finalized  string    `firestore:"finalized,omitempty"`
 	Origin     string    `firestore:"origin,omitempty"`
 	CreatedAt  time.Time `firestore:"createdAt"`
 	UpdatedAt  time.Time `firestore:"updatedAt"`
