@@ -12,7 +12,7 @@ func testInputs() Inputs {
 	return Inputs{
 		Budgets: map[string]opcount.Budget{
 			"normalize":  {Writes: 1, Reads: 0, Creates: 1},
-			"egressChat": {Writes: 6, Reads: 4, Creates: 2},
+			"egressChat": {Writes: 3, Reads: 1, Creates: 1},
 			"finalize":   {Writes: 1, Reads: 1, Creates: 1},
 		},
 		LoadRate: 1000, ConnRequests: 0.05, ConnPublishBytes: 964,
@@ -43,8 +43,9 @@ func TestCostLines(t *testing.T) {
 		{"ingress: no reads", Ingress(p, in), "Firestore document reads", 0},
 		{"ingress before: 3 writes", IngressBefore(p, in), "Firestore document writes", 2.70},
 		{"ingress before: 2 reads", IngressBefore(p, in), "Firestore document reads", 0.60},
-		{"egress: 7 writes with Finalize's", Egress(p, in), "Firestore document writes", 6.30},
-		{"egress: 3 documents deleted by TTL", Egress(p, in), "Firestore TTL deletes", 0.30},
+		{"egress: 4 writes with Finalize's", Egress(p, in), "Firestore document writes", 3.60},
+		{"egress: 2 reads with Finalize's", Egress(p, in), "Firestore document reads", 0.60},
+		{"egress: 2 documents deleted by TTL", Egress(p, in), "Firestore TTL deletes", 0.20},
 		{"egress: two invocations", Egress(p, in), "function invocations", 0.80},
 		{"ingress: 100 ms of 1 vCPU per invocation", Ingress(p, in), "function vCPU time", 2.40},
 		// 20 messages of 1,000 bytes a publish request; one 1,000-byte push; the event.
