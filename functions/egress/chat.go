@@ -14,7 +14,6 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/logging"
-	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/twitch"
 )
 
@@ -236,47 +235,6 @@ type chatPart struct {
 	text, source string
 	// broadcasterID is resolved once per event, on the first part that is sent.
 	broadcasterID string
-}
-
-// sent is one send's final outcome as an attempt found or made it.
-type sent struct {
-	o   outcome
-	key string
-	// held: this attempt holds the claim (until leaseUntil), which it must finish.
-	held       bool
-	leaseUntil time.Time
-	// finalized: an earlier attempt reported the event's outcome already.
-	finalized bool
-}
-
-// fromClaim is the outcome of a claim ClaimSend found done, held or taken over, and
-// ok false for a new claim (the caller sends).
-func (c *core) fromClaim(ctx context.Context, key string, claim store.Claim) (sent, bool, error) {
-	switch {
-	case claim.State == store.Completed:
-		return sent{o: decodeOutcome(claim.Result), key: key, finalized: claim.Finalized != ""}, true, nil
-	case claim.State == store.Held:
-		return sent{}, true, inProgress(key, claim)
-	case claim.Sending:
-		o := c.takenOver()
-		c.log.WarnContext(ctx, c.name+": an earlier attempt stopped mid-send; not sending again",
-			"key", key, "attempts", claim.Attempts, "code", o.Code)
-		return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, true, nil
-	}
-	return sent{}, false, nil
-}
-
-// refused records an outcome decided without sending (nothing was sent), through a
-// claim made without a budget slot, unless the send was claimed already.
-func (c *core) refused(ctx context.Context, key, owner string, o outcome) (sent, error) {
-	claim, _, err := c.claims.ClaimSend(ctx, key, owner, c.lease, nil)
-	if err != nil {
-		return sent{}, err
-	}
-	if r, done, err := c.fromClaim(ctx, key, claim); done {
-		return r, err
-	}
-	return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, nil
 }
 
 // sendPart delivers one part once. It returns the part's final outcome, or an error

@@ -108,6 +108,47 @@ func (c *core) takenOver() outcome {
 // partKey is the claim key of part i of event cid (a whisper is part 0).
 func (c *core) partKey(cid string, i int) string { return fmt.Sprintf("%s:%s:%d", c.keyspace, cid, i) }
 
+// sent is one send's final outcome as an attempt found or made it.
+type sent struct {
+	o   outcome
+	key string
+	// held: this attempt holds the claim (until leaseUntil), which it must finish.
+	held       bool
+	leaseUntil time.Time
+	// finalized: an earlier attempt reported the event's outcome already.
+	finalized bool
+}
+
+// fromClaim is the outcome of a claim ClaimSend found done, held or taken over, and
+// ok false for a new claim (the caller sends).
+func (c *core) fromClaim(ctx context.Context, key string, claim store.Claim) (sent, bool, error) {
+	switch {
+	case claim.State == store.Completed:
+		return sent{o: decodeOutcome(claim.Result), key: key, finalized: claim.Finalized != ""}, true, nil
+	case claim.State == store.Held:
+		return sent{}, true, inProgress(key, claim)
+	case claim.Sending:
+		o := c.takenOver()
+		c.log.WarnContext(ctx, c.name+": an earlier attempt stopped mid-send; not sending again",
+			"key", key, "attempts", claim.Attempts, "code", o.Code)
+		return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, true, nil
+	}
+	return sent{}, false, nil
+}
+
+// refused records an outcome decided without sending (nothing was sent), through a
+// claim made without a budget slot, unless the send was claimed already.
+func (c *core) refused(ctx context.Context, key, owner string, o outcome) (sent, error) {
+	claim, _, err := c.claims.ClaimSend(ctx, key, owner, c.lease, nil)
+	if err != nil {
+		return sent{}, err
+	}
+	if r, done, err := c.fromClaim(ctx, key, claim); done {
+		return r, err
+	}
+	return sent{o: o, key: key, held: true, leaseUntil: claim.LeaseUntil}, nil
+}
+
 // finalizeHeld publishes f, the event's outcome, and finishes the claim on key that
 // owner holds until leaseUntil with o, the outcome of its send: step 3 above.
 func (c *core) finalizeHeld(ctx context.Context, key, owner string, leaseUntil time.Time, o outcome, f event.FinalizeMessage) error {
