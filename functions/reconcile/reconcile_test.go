@@ -186,30 +186,9 @@ func (s *serverless) collect(topic, sub string, want int) []bus.Received {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	sentinel := "sentinel-" + uuid.NewString()
-	if _, err := s.pub.Publish(ctx, topic, []byte(sentinel), map[string]string{"sentinel": "1"}); err != nil {
+	out, err := bus.CollectUntilSentinel(ctx, s.pub, s.ps, topic, sub, want, patience)
+	if err != nil {
 		s.t.Fatal(err)
-	}
-	var out []bus.Received
-	seen := false
-	for !seen || len(out) < want {
-		got, err := bus.CollectFor(ctx, s.ps, sub, want+1-len(out), patience, 2*time.Second)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if len(got) == 0 {
-			s.t.Fatalf("waited %s: sentinel seen %v, %d of %d messages", patience, seen, len(out), want)
-		}
-		for _, m := range got {
-			if string(m.Data) == sentinel {
-				seen = true
-				continue
-			}
-			out = append(out, m)
-		}
-		if len(out) > want {
-			break
-		}
 	}
 	return out
 }
