@@ -272,6 +272,7 @@ func (s *ChatService) sendPart(ctx context.Context, p *chatPart) (sent, error) {
 	hctx, cancel := s.helixCtx(ctx)
 	res, err := s.helix.SendChatMessage(hctx, p.broadcasterID, s.botID, p.text, "")
 	cancel()
+	s.settleChatSlot(ctx, p.broadcasterID, claim)
 	switch {
 	case err == nil || sentAnyway(err):
 		if err != nil {

@@ -68,8 +68,10 @@ func TestWhisperBudgetHoldsAcrossInstances(t *testing.T) {
 				t.Errorf("whisper %d: %v", i, err)
 				return
 			}
-			if at := fault.RetryAfter(err, start); at != WhisperSecond {
-				t.Errorf("whisper %d: retry after %s, want %s", i, at, WhisperSecond)
+			// A second after the three sent answered (at once on this clock), or, if
+			// they were still on the way, the margin later.
+			if at := fault.RetryAfter(err, start); at != time.Second && at != WhisperSecond {
+				t.Errorf("whisper %d: retry after %s, want 1s or %s", i, at, WhisperSecond)
 			}
 			mu.Lock()
 			retried = append(retried, i)

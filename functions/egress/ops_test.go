@@ -76,8 +76,9 @@ func TestEgressFirestoreOpsPerMessage(t *testing.T) {
 	}
 	c = px.Counts().Sub(before)
 	t.Logf("EgressWhisper, %d whispers: %s", n, c)
-	// As chat, and the recipient's daily whisper budget (a transaction: a read, and a
-	// write for the first whisper to a recipient). The fifth whisper in the same
+	// As chat, the recipient's daily whisper budget (a transaction: a read, and a
+	// write for the first whisper to a recipient), and the whisper's settle in its send
+	// budget (one write, no read: the answer's time, store.Budget). The fifth whisper in the same
 	// instant waits once for the 3-per-second budget: two reads more (the budget, and
 	// the claim, looked at because the budget is full).
 	dmWant, err := opcount.BudgetFor("egressWhisper")

@@ -71,15 +71,7 @@ var redeliveries = []time.Duration{10 * time.Second, 20 * time.Second, 40 * time
 // 3 minutes), their Helix requests going through rt.
 func (f *fixture) services(t *testing.T, rt http.RoundTripper) (*ChatService, *WhisperService) {
 	t.Helper()
-	httpc := &http.Client{Transport: rt}
-	oauth := twitch.NewOAuth(twitch.OAuthOptions{BaseURL: f.fake.AuthBaseURL(), ClientID: f.fake.ClientID(),
-		ClientSecret: f.fake.ClientSecret(), HTTPClient: httpc})
-	tokens, err := twitch.NewProvider(twitch.ProviderOptions{Store: store.NewTokenStore(f.fs), OAuth: oauth, Holder: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	helix := twitch.NewClient(twitch.Options{APIBaseURL: f.fake.APIBaseURL(), AuthBaseURL: f.fake.AuthBaseURL(),
-		ClientID: f.fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Now: f.clock.Now})
+	helix := f.helixThrough(t, rt)
 	topics := Topics{Finalize: event.TopicFinalize, Whisper: event.TopicWhisper, Egress: egressTopic}
 	log := slog.New(slog.DiscardHandler)
 	chat, err := NewChatService(ChatConfig{Helix: helix, Pub: f.pub, Claims: f.claims, Topics: topics, Budgets: store.NewSendBudgets(f.fs),
@@ -95,6 +87,20 @@ func (f *fixture) services(t *testing.T, rt http.RoundTripper) (*ChatService, *W
 		t.Fatal(err)
 	}
 	return chat, whisper
+}
+
+// helixThrough is a Helix client of the bot whose requests go through rt.
+func (f *fixture) helixThrough(t *testing.T, rt http.RoundTripper) *twitch.Client {
+	t.Helper()
+	httpc := &http.Client{Transport: rt}
+	oauth := twitch.NewOAuth(twitch.OAuthOptions{BaseURL: f.fake.AuthBaseURL(), ClientID: f.fake.ClientID(),
+		ClientSecret: f.fake.ClientSecret(), HTTPClient: httpc})
+	tokens, err := twitch.NewProvider(twitch.ProviderOptions{Store: store.NewTokenStore(f.fs), OAuth: oauth, Holder: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return twitch.NewClient(twitch.Options{APIBaseURL: f.fake.APIBaseURL(), AuthBaseURL: f.fake.AuthBaseURL(),
+		ClientID: f.fake.ClientID(), HTTPClient: httpc, Tokens: tokens, Now: f.clock.Now})
 }
 
 // A chat message or whisper whose answer is lost — a timeout or a reset connection

@@ -215,6 +215,7 @@ func (s *WhisperService) send(ctx context.Context, env *envelope, key, owner, to
 	hctx, cancel := s.helixCtx(ctx)
 	err = s.helix.SendWhisper(hctx, s.botID, to, msg)
 	cancel()
+	s.settleSlot(ctx, claim)
 	if err != nil && outcomeUnknown(err, "/whispers") {
 		s.log.WarnContext(ctx, s.name+": whisper outcome unknown; not retried", "to", to, "error", err.Error())
 		held.o = s.unknownOutcome("no answer from Twitch (" + err.Error() + "); the whisper may have been delivered, so it is not sent again")

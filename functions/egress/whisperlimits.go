@@ -15,29 +15,59 @@ const (
 	WhispersPerMinute = 100
 )
 
-// whisperArrivalMargin widens each window by the spread of the time a whisper takes
-// from its reservation to its arrival at Twitch. Twitch counts arrivals; the budget
-// counts reservations. Without the margin, three whispers reserved early in a second
-// can arrive late, and a fourth reserved as the next second begins then arrives
-// within 1 s of them: Twitch answers 429. The soak's two-instance burst saw 0.985 s.
+// Twitch counts a whisper when it arrives; the shared budget knows when it was
+// reserved and, once settled, when its answer came back (store.Budget). Every whisper
+// is settled: whispers are few (at most 40 new recipients a day), so the extra write
+// is cheap, and a send can take longer than the one-second window, so an unsettled
+// one must hold the window until its answer. The soak's two-instance burst on a
+// loaded machine drew 429s with a reservation-only budget, even with the windows
+// widened by a 250 ms margin: arrivals there lagged reservations by more.
+
+// whisperArrivalMargin is how late a whisper that was never settled (its instance
+// died, or the settle write failed) is taken to have arrived after its reservation.
 const whisperArrivalMargin = 250 * time.Millisecond
 
-// WhisperSecond is the per-second window as the budget keeps it: Twitch's second
-// plus the arrival margin.
+// WhisperSecond is the longest one whisper whose answer comes at once can hold the
+// per-second window after its reservation: Twitch's second plus the margin (what an
+// unsettled whisper holds). Tests pace by it.
 const WhisperSecond = time.Second + whisperArrivalMargin
 
-// whisperWindows are those limits as sliding windows, each widened by the margin.
+// inFlightSlack is added to the Helix timeout for how long a send can be on its way.
+const inFlightSlack = time.Second
+
+// whisperWindows are Twitch's whisper limits as sliding windows.
 var whisperWindows = []store.Window{
-	{Span: WhisperSecond, Max: WhispersPerSecond},
-	{Span: time.Minute + whisperArrivalMargin, Max: WhispersPerMinute},
+	{Span: time.Second, Max: WhispersPerSecond},
+	{Span: time.Minute, Max: WhispersPerMinute},
 }
 
 // SendBudgets holds send rate limits across instances (*store.SendBudgets): Twitch
 // counts per sender, so a limit kept in one process would let two instances (a
 // deploy overlap, a scale-out) together send twice the budget and collect 429s.
-// The slot is taken together with the send's claim (Claims.ClaimSend).
+// The slot is taken together with the send's claim (Claims.ClaimSend); Settle
+// records when the send's answer came.
 type SendBudgets interface {
-	Slot(key string, now time.Time, windows []store.Window) store.Slot
+	Slot(b store.Budget, clock func() time.Time) store.Slot
+	Settle(ctx context.Context, key string, at, by time.Time) error
+}
+
+// whisperBudget is the bot's whisper budget.
+func (s *WhisperService) whisperBudget() store.Budget {
+	return store.Budget{Key: "whisper:" + s.botID, Windows: whisperWindows, Margin: whisperArrivalMargin,
+		InFlight: s.helixTimeout + inFlightSlack}
+}
+
+// settleSlot records that the whisper of claim had its answer now (or gave up): from
+// then the budget counts it at that time instead of holding the windows for it. A
+// failed write is logged; the budget then counts the whisper at its reservation plus
+// the margin once it is older than the in-flight bound.
+func (s *WhisperService) settleSlot(ctx context.Context, claim store.Claim) {
+	if claim.SlotAt.IsZero() {
+		return
+	}
+	if err := s.budgets.Settle(ctx, s.whisperBudget().Key, claim.SlotAt, s.now()); err != nil {
+		s.log.WarnContext(ctx, s.name+": could not settle the whisper's budget slot", "error", err.Error())
+	}
 }
 
 // claimSlot claims the whisper's send (key) together with a slot in the bot's
@@ -46,7 +76,7 @@ type SendBudgets interface {
 // so that Pub/Sub retries the message later instead of the handler holding it.
 func (s *WhisperService) claimSlot(ctx context.Context, key, owner string) (store.Claim, error) {
 	for try := 0; ; try++ {
-		slot := s.budgets.Slot("whisper:"+s.botID, s.now(), whisperWindows)
+		slot := s.budgets.Slot(s.whisperBudget(), s.now)
 		claim, at, err := s.claims.ClaimSend(ctx, key, owner, s.lease, &slot)
 		if err != nil || at.IsZero() {
 			return claim, err

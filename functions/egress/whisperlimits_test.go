@@ -8,33 +8,43 @@ import (
 	"github.com/bitbrat/twitch-edge/shared/store"
 )
 
-// Twitch counts whispers when they arrive; the budget counts them when they are
-// reserved. Three reserved at t and arriving late (a slow Helix round trip) are still
-// inside Twitch's second when a fourth, reserved at t+1s, arrives at once: the budget
-// must not grant that fourth slot yet (the soak's two-instance burst got 429 for it),
-// and grants it once the widened second has passed.
-func TestWhisperBudgetLeavesRoomForLateArrivals(t *testing.T) {
+// Twitch counts whispers when they arrive; the budget knows when they were reserved
+// and when their answers came. Three reserved at t0 hold Twitch's second while they
+// are on the way; answered at t0+0.6 s, they may have arrived as late as that, so a
+// fourth is not granted before t0+1.6 s (the soak's two-instance burst got 429 when
+// the budget counted reservations only).
+func TestWhisperBudgetCountsArrivalsByTheAnswer(t *testing.T) {
 	f := newFixture(t)
 	b := store.NewSendBudgets(f.fs)
 	ctx := context.Background()
-	key := "whisper:" + botID + ":arrivals"
+	budget := f.whisper.whisperBudget()
+	budget.Key += ":arrivals"
 	t0 := f.clock.Now()
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
+	var slots []time.Time
 	for i := range WhispersPerSecond {
-		if ok, _, err := b.Reserve(ctx, key, t0, whisperWindows); err != nil || !ok {
+		slot, ok, _, err := b.Reserve(ctx, budget, at(0))
+		if err != nil || !ok {
 			t.Fatalf("slot %d at t0: ok=%v err=%v", i, ok, err)
 		}
+		slots = append(slots, slot)
 	}
-	ok, retryAt, err := b.Reserve(ctx, key, t0.Add(time.Second), whisperWindows)
-	if err != nil {
-		t.Fatal(err)
+	if _, ok, _, err := b.Reserve(ctx, budget, at(time.Second)); err != nil || ok {
+		t.Fatalf("a 4th whisper while three are on the way: ok=%v err=%v, want refused", ok, err)
 	}
-	if ok {
-		t.Fatalf("a 4th whisper reserved 1 s after three others was granted: it can reach Twitch within 1 s of them")
+	for _, s := range slots {
+		if err := b.Settle(ctx, budget.Key, s, t0.Add(600*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if !retryAt.Equal(t0.Add(WhisperSecond)) {
-		t.Errorf("retry at t0+%s, want t0+%s", retryAt.Sub(t0), WhisperSecond)
+	_, ok, retryAt, err := b.Reserve(ctx, budget, at(time.Second))
+	if err != nil || ok {
+		t.Fatalf("a 4th whisper 0.4 s after three answered: ok=%v err=%v, want refused", ok, err)
 	}
-	if ok, _, err := b.Reserve(ctx, key, t0.Add(WhisperSecond), whisperWindows); err != nil || !ok {
-		t.Fatalf("the slot after the widened second: ok=%v err=%v", ok, err)
+	if want := t0.Add(1600 * time.Millisecond); !retryAt.Equal(want) {
+		t.Errorf("retry at t0+%s, want t0+1.6s", retryAt.Sub(t0))
+	}
+	if _, ok, _, err := b.Reserve(ctx, budget, at(1600*time.Millisecond)); err != nil || !ok {
+		t.Fatalf("the slot a second after the answers: ok=%v err=%v", ok, err)
 	}
 }

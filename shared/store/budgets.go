@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"strconv"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -23,8 +24,9 @@ type Window struct {
 
 // SendBudgets holds rate limits in Firestore, so that they hold across function
 // instances (a deploy overlap, a scale-out) the way Twitch counts them: per sender,
-// not per process. Each Reserve is one transaction on the budget's document, which
-// stays small (at most the largest Max of send times) and carries expireAt.
+// not per process. A slot is taken in a transaction on the budget's document (Reserve,
+// or Claims.ClaimSend with the send's claim), which stays small (at most the largest
+// Max of send times) and carries expireAt.
 type SendBudgets struct {
 	client  *firestore.Client
 	observe func(ctx context.Context, key string, left int)
@@ -33,95 +35,187 @@ type SendBudgets struct {
 // NewSendBudgets returns the budgets on client.
 func NewSendBudgets(client *firestore.Client) *SendBudgets { return &SendBudgets{client: client} }
 
-// Observed returns the budgets telling fn, after each Reserve, how many sends the
+// Observed returns the budgets telling fn, after each slot taken or refused, how many sends the
 // tightest window of key has left (for the send-budget metric).
 func (b *SendBudgets) Observed(fn func(ctx context.Context, key string, left int)) *SendBudgets {
 	return &SendBudgets{client: b.client, observe: fn}
 }
 
-type budgetDoc struct {
-	Sent      []time.Time `firestore:"sent"`
-	UpdatedAt time.Time   `firestore:"updatedAt"`
-	ExpireAt  time.Time   `firestore:"expireAt"`
+// Budget is one send budget: the sender's key, Twitch's windows, and how late after
+// its reservation a send can reach Twitch.
+//
+// Twitch counts a send when it arrives; the budget can only record when it was
+// reserved. A send's arrival lies between its reservation and the moment its answer
+// came back (Settle records that moment). A send counts in the windows:
+//   - settled: at the time its answer came (it arrived by then);
+//   - not settled and younger than InFlight: now, in every window (its request may
+//     still be on the way);
+//   - not settled and older: at its reservation plus Margin (a sender settles every
+//     send slower than Margin, so an unsettled old one arrived within Margin).
+//
+// With InFlight and Margin zero a send counts at its reservation.
+type Budget struct {
+	Key      string
+	Windows  []Window
+	Margin   time.Duration
+	InFlight time.Duration
 }
 
-// Reserve takes one send slot of budget key at now. When every window has room it
-// records the send and returns ok; otherwise it records nothing and returns when the
-// next slot frees (the earliest time at which all windows have room).
-func (b *SendBudgets) Reserve(ctx context.Context, key string, now time.Time, windows []Window) (ok bool, retryAt time.Time, err error) {
-	ref := b.budgetRef(key)
+type budgetDoc struct {
+	// Sent holds the reservation times of the sends within the longest window.
+	Sent []time.Time `firestore:"sent"`
+	// Settled maps a send (settledKey of its reservation) to when its answer came:
+	// a field Settle sets without reading the document.
+	Settled   map[string]time.Time `firestore:"settled,omitempty"`
+	UpdatedAt time.Time            `firestore:"updatedAt"`
+	ExpireAt  time.Time            `firestore:"expireAt"`
+}
+
+// settledKey names the send reserved at t in budgetDoc.Settled (Firestore keeps
+// microseconds).
+func settledKey(t time.Time) string { return "u" + strconv.FormatInt(t.UnixMicro(), 10) }
+
+// counted is when the budget counts the send reserved at at (answered at by, or
+// zero) at now (see Budget).
+func (bud Budget) counted(at, by, now time.Time) time.Time {
+	switch {
+	case !by.IsZero():
+		return by
+	case now.Sub(at) < bud.InFlight:
+		return now
+	default:
+		return at.Add(bud.Margin)
+	}
+}
+
+// frees is when that send stops counting in a window of span: span after its answer
+// when settled (or after its margin when old); for a send still on the way, at the
+// earliest span after its answer, which comes no sooner than now and, for a fast
+// send, within the margin.
+func (bud Budget) frees(at, by, now time.Time, span time.Duration) time.Time {
+	if !by.IsZero() || now.Sub(at) >= bud.InFlight {
+		return bud.counted(at, by, now).Add(span)
+	}
+	t := at.Add(bud.Margin)
+	if t.Before(now) {
+		t = now
+	}
+	return t.Add(span)
+}
+
+// keep is how many sends the document needs (the largest Max) and for how long.
+func (bud Budget) keep() (n int, span time.Duration) {
+	n = 1
+	for _, w := range bud.Windows {
+		n, span = max(n, w.Max), max(span, w.Span)
+	}
+	return n, span + max(bud.InFlight, bud.Margin)
+}
+
+// Reserve takes one send slot of bud on its own (Claims.ClaimSend takes one with a
+// claim). When every window has room it records the send at the clock's time, read
+// inside the transaction (a transaction retried under contention must not record a
+// stale time), and returns that time, which Settle names the send by; otherwise it
+// records nothing and returns when the next slot frees (the earliest time at which all
+// windows can have room; see frees).
+func (b *SendBudgets) Reserve(ctx context.Context, bud Budget, clock func() time.Time) (at time.Time, ok bool, retryAt time.Time, err error) {
+	ref := b.budgetRef(bud.Key)
 	left := 0
 	err = b.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		d, took, at, l, err := takeSlot(tx, ref, now, windows)
-		ok, retryAt, left = took, at, l
-		if err != nil || !took {
+		var next *budgetDoc
+		next, at, ok, retryAt, left, err = takeSlot(tx, ref, bud, clock)
+		if err != nil || !ok {
 			return err
 		}
-		return tx.Set(ref, *d)
+		return tx.Set(ref, *next)
 	})
 	if err != nil {
-		return false, time.Time{}, classify(err, "reserve send budget %s", key)
+		return time.Time{}, false, time.Time{}, classify(err, "reserve send budget %s", bud.Key)
 	}
 	if b.observe != nil {
 		if ok {
 			left--
 		}
-		b.observe(ctx, key, max(left, 0))
+		b.observe(ctx, bud.Key, max(left, 0))
 	}
-	return ok, retryAt, nil
+	return at, ok, retryAt, nil
 }
 
 func (b *SendBudgets) budgetRef(key string) *firestore.DocumentRef {
 	return b.client.Collection(CollectionSendBudgets).Doc(DocID(key))
 }
 
-// takeSlot reads the budget at ref in tx and takes one slot at now: ok and the
-// document to write when every window has room; otherwise when the next slot frees.
-// left is what the tightest window has left before this send.
-func takeSlot(tx *firestore.Transaction, ref *firestore.DocumentRef, now time.Time, windows []Window) (next *budgetDoc, ok bool, retryAt time.Time, left int, err error) {
-	longest, keep := time.Duration(0), 1
-	for _, w := range windows {
-		longest, keep = max(longest, w.Span), max(keep, w.Max)
-	}
+// takeSlot reads bud's document in tx and takes one slot at the clock's time: ok,
+// the slot's time and the document to write when every window has room; otherwise
+// when the next slot frees. left is what the tightest window has left before this send.
+func takeSlot(tx *firestore.Transaction, ref *firestore.DocumentRef, bud Budget, clock func() time.Time) (next *budgetDoc, at time.Time, ok bool, retryAt time.Time, left int, err error) {
+	keep, horizon := bud.keep()
 	left = keep
 	snap, err := tx.Get(ref)
 	if err != nil && status.Code(err) != codes.NotFound {
-		return nil, false, time.Time{}, 0, err
+		return nil, time.Time{}, false, time.Time{}, 0, err
 	}
 	var d budgetDoc
 	if snap != nil && snap.Exists() {
 		if err := snap.DataTo(&d); err != nil {
-			return nil, false, time.Time{}, 0, err
+			return nil, time.Time{}, false, time.Time{}, 0, err
 		}
 	}
-	sent := d.Sent[:0:0]
+	now := clock().UTC().Truncate(time.Microsecond)
+	var sent []time.Time
 	for _, t := range d.Sent {
-		if now.Sub(t) < longest {
+		if now.Sub(t) < horizon {
 			sent = append(sent, t)
 		}
 	}
-	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
-	for _, w := range windows {
-		in := 0
+	for _, w := range bud.Windows {
+		// The sends the window counts, and when each will stop counting in it.
+		var frees []time.Time
 		for _, t := range sent {
-			if now.Sub(t) < w.Span {
-				in++
+			by := d.Settled[settledKey(t)]
+			if now.Sub(bud.counted(t, by, now)) < w.Span {
+				frees = append(frees, bud.frees(t, by, now, w.Span))
 			}
 		}
-		left = min(left, w.Max-in)
-		if in >= w.Max {
-			// The slot frees when the send that filled the window leaves it.
-			if at := sent[len(sent)-w.Max].Add(w.Span); at.After(retryAt) {
-				retryAt = at
+		left = min(left, w.Max-len(frees))
+		if len(frees) >= w.Max {
+			// The slot frees when enough of them have left the window.
+			slices.SortFunc(frees, func(a, b time.Time) int { return a.Compare(b) })
+			if t := frees[len(frees)-w.Max]; t.After(retryAt) {
+				retryAt = t
 			}
 		}
 	}
 	if !retryAt.IsZero() {
-		return nil, false, retryAt, left, nil
+		return nil, time.Time{}, false, retryAt, left, nil
 	}
 	sent = append(sent, now)
+	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
 	if len(sent) > keep {
 		sent = sent[len(sent)-keep:]
 	}
-	return &budgetDoc{Sent: sent, UpdatedAt: now, ExpireAt: now.Add(longest + time.Hour)}, true, time.Time{}, left, nil
+	settled := map[string]time.Time{}
+	for _, t := range sent {
+		if by, ok := d.Settled[settledKey(t)]; ok {
+			settled[settledKey(t)] = by
+		}
+	}
+	return &budgetDoc{Sent: sent, Settled: settled, UpdatedAt: now, ExpireAt: now.Add(horizon + time.Hour)},
+		now, true, time.Time{}, left, nil
+}
+
+// Settle records that the send of budget key reserved at at had its answer (or gave
+// up) at by: it arrived at Twitch by then, if at all. It is one write without a read
+// (a field of the budget's document); a budget document gone (expired) is nothing to
+// settle.
+func (b *SendBudgets) Settle(ctx context.Context, key string, at, by time.Time) error {
+	if by.Before(at) {
+		by = at
+	}
+	_, err := b.budgetRef(key).Update(ctx, []firestore.Update{
+		{FieldPath: firestore.FieldPath{"settled", settledKey(at)}, Value: by.UTC()}})
+	if status.Code(err) == codes.NotFound {
+		return nil
+	}
+	return classify(err, "settle send budget %s", key)
 }

@@ -26,7 +26,7 @@ func TestSendBudgetsReportWhatIsLeft(t *testing.T) {
 	windows := []Window{{time.Second, 3}, {time.Minute, 100}}
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	for i := range 4 {
-		ok, _, err := b.Reserve(ctx, "whisper:900", now.Add(time.Duration(i)*time.Millisecond), windows)
+		ok, _, err := reserveAt(ctx, b, "whisper:900", now.Add(time.Duration(i)*time.Millisecond), windows)
 		if err != nil {
 			t.Fatal(err)
 		}

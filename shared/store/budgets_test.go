@@ -35,7 +35,7 @@ func TestSendBudgetsHoldAcrossInstances(t *testing.T) {
 		wg.Add(1)
 		go func(b *SendBudgets) {
 			defer wg.Done()
-			got, at, err := b.Reserve(ctx, "whisper:900", now, windows)
+			got, at, err := reserveAt(ctx, b, "whisper:900", now, windows)
 			if err != nil {
 				t.Error(err)
 				return
@@ -63,21 +63,28 @@ func TestSendBudgetsHoldAcrossInstances(t *testing.T) {
 	windows = []Window{{time.Second, 3}, {time.Minute, 10}}
 	key, at := "whisper:901", now
 	for i := 0; i < 10; i++ {
-		got, retry, err := instances[i%2].Reserve(ctx, key, at, windows)
+		got, retry, err := reserveAt(ctx, instances[i%2], key, at, windows)
 		if err != nil || !got {
 			t.Fatalf("send %d at %v refused until %v (%v)", i, at, retry, err)
 		}
 		at = at.Add(5 * time.Second)
 	}
-	got, retry, err := instances[0].Reserve(ctx, key, at, windows)
+	got, retry, err := reserveAt(ctx, instances[0], key, at, windows)
 	if err != nil || got || !retry.Equal(now.Add(time.Minute)) {
 		t.Fatalf("11th send: ok=%t retry=%v err=%v, want refused until %v", got, retry, err, now.Add(time.Minute))
 	}
-	if got, _, _ := instances[1].Reserve(ctx, key, now.Add(time.Minute), windows); !got {
+	if got, _, _ := reserveAt(ctx, instances[1], key, now.Add(time.Minute), windows); !got {
 		t.Fatal("refused once the first send left the window")
 	}
 	// Independent keys do not share.
-	if got, _, _ := instances[0].Reserve(ctx, "chat:900:1001", now, []Window{{30 * time.Second, 1}}); !got {
+	if got, _, _ := reserveAt(ctx, instances[0], "chat:900:1001", now, []Window{{30 * time.Second, 1}}); !got {
 		t.Fatal("a fresh key was refused")
 	}
+}
+
+// reserveAt reserves a slot of key at the fixed time now, counting every send at its
+// reservation (no arrival lag).
+func reserveAt(ctx context.Context, b *SendBudgets, key string, now time.Time, windows []Window) (bool, time.Time, error) {
+	_, ok, retryAt, err := b.Reserve(ctx, Budget{Key: key, Windows: windows}, func() time.Time { return now })
+	return ok, retryAt, err
 }

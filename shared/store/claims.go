@@ -81,6 +81,9 @@ type Claim struct {
 	// Finalized is what Finish recorded: the claimed action's outcome was reported
 	// (ClaimSend and Peek only).
 	Finalized string
+	// SlotAt is the time of the budget slot ClaimSend took with the claim (zero when
+	// it took none): SendBudgets.Settle names the send by it.
+	SlotAt time.Time
 }
 
 type claimDoc struct {

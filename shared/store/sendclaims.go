@@ -15,15 +15,14 @@ import (
 // must be in the same database.
 type Slot struct {
 	budgets *SendBudgets
-	// Key names the budget, Now is the send's time, Windows its limits (as Reserve).
-	Key     string
-	Now     time.Time
-	Windows []Window
+	Budget  Budget
+	// Clock gives the send's time, read inside the transaction.
+	Clock func() time.Time
 }
 
-// Slot returns a request for one slot of budget key at now.
-func (b *SendBudgets) Slot(key string, now time.Time, windows []Window) Slot {
-	return Slot{budgets: b, Key: key, Now: now, Windows: windows}
+// Slot returns a request for one slot of bud at the clock's time.
+func (b *SendBudgets) Slot(bud Budget, clock func() time.Time) Slot {
+	return Slot{budgets: b, Budget: bud, Clock: clock}
 }
 
 // errClaimExists ends the first transaction of ClaimSend when the claim turns out to
@@ -62,8 +61,8 @@ func (c *Claims) ClaimSend(ctx context.Context, key, owner string, lease time.Du
 	} else {
 		err = c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 			out, retryAt, left = Claim{}, time.Time{}, -1
-			bref := slot.budgets.budgetRef(slot.Key)
-			next, ok, at, l, err := takeSlot(tx, bref, slot.Now, slot.Windows)
+			bref := slot.budgets.budgetRef(slot.Budget.Key)
+			next, slotAt, ok, at, l, err := takeSlot(tx, bref, slot.Budget, slot.Clock)
 			if err != nil {
 				return err
 			}
@@ -86,7 +85,7 @@ func (c *Claims) ClaimSend(ctx context.Context, key, owner string, lease time.Du
 			now := c.now()
 			d := claimDoc{State: claimPending, Owner: owner, LeaseUntil: now.Add(lease), Attempts: 1, Sending: true,
 				CreatedAt: now, UpdatedAt: now, ExpireAt: now.Add(c.retention)}
-			out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: 1}
+			out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: 1, SlotAt: slotAt}
 			return tx.Create(ref, d)
 		})
 	}
@@ -100,7 +99,7 @@ func (c *Claims) ClaimSend(ctx context.Context, key, owner string, lease time.Du
 		if out.State == Acquired && !out.Sending && retryAt.IsZero() {
 			left--
 		}
-		slot.budgets.observe(ctx, slot.Key, max(left, 0))
+		slot.budgets.observe(ctx, slot.Budget.Key, max(left, 0))
 	}
 	return out, retryAt, nil
 }
@@ -135,12 +134,14 @@ func (c *Claims) claimExisting(ctx context.Context, ref *firestore.DocumentRef, 
 			}
 		}
 		// Released, or its holder stopped before sending: nothing was sent.
+		var slotAt time.Time
 		if slot != nil {
-			bref := slot.budgets.budgetRef(slot.Key)
-			next, ok, at, l, err := takeSlot(tx, bref, slot.Now, slot.Windows)
+			bref := slot.budgets.budgetRef(slot.Budget.Key)
+			next, sat, ok, at, l, err := takeSlot(tx, bref, slot.Budget, slot.Clock)
 			if err != nil {
 				return err
 			}
+			slotAt = sat
 			if left = l; !ok {
 				retryAt = at
 				return nil
@@ -152,7 +153,7 @@ func (c *Claims) claimExisting(ctx context.Context, ref *firestore.DocumentRef, 
 		d.State, d.Owner, d.LeaseUntil, d.Sending = claimPending, owner, now.Add(lease), slot != nil
 		d.Attempts++
 		d.UpdatedAt, d.ExpireAt = now, now.Add(c.retention)
-		out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts}
+		out = Claim{State: Acquired, Owner: owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, SlotAt: slotAt}
 		return tx.Set(ref, d)
 	})
 	return out, retryAt, left, err

@@ -20,7 +20,7 @@ func TestClaimsClaimSend(t *testing.T) {
 	budgets := NewSendBudgets(fs)
 	windows := []Window{{Span: time.Minute, Max: 2}}
 	send := func(key, owner string) (Claim, time.Time, error) {
-		slot := budgets.Slot("b/claimsend", clk.Now(), windows)
+		slot := budgets.Slot(Budget{Key: "b/claimsend", Windows: windows}, clk.Now)
 		return claims.ClaimSend(ctx, key, owner, time.Minute, &slot)
 	}
 	type want struct {
@@ -118,7 +118,7 @@ func TestClaimsClaimSendConcurrentOneWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			slot := budgets.Slot("b/concurrent", clk.Now(), windows)
+			slot := budgets.Slot(Budget{Key: "b/concurrent", Windows: windows}, clk.Now)
 			c, _, err := claims.ClaimSend(ctx, "s/one", fmt.Sprint("w", i), time.Minute, &slot)
 			if err != nil {
 				t.Errorf("claim %d: %v", i, err)
@@ -137,7 +137,7 @@ func TestClaimsClaimSendConcurrentOneWins(t *testing.T) {
 	}
 	// One slot was taken: two more keys fit, the third does not.
 	for i, wantFull := range []bool{false, false, true} {
-		slot := budgets.Slot("b/concurrent", clk.Now(), windows)
+		slot := budgets.Slot(Budget{Key: "b/concurrent", Windows: windows}, clk.Now)
 		_, retryAt, err := claims.ClaimSend(ctx, fmt.Sprint("s/other-", i), "x", time.Minute, &slot)
 		if err != nil || retryAt.IsZero() != !wantFull {
 			t.Fatalf("key %d: retry at %v, %v; want full=%t", i, retryAt, err, wantFull)
@@ -160,7 +160,7 @@ func TestClaimSendFirestoreOps(t *testing.T) {
 	}
 	t.Cleanup(func() { fs.Close() })
 	claims := NewClaims(fs, CollectionDeliveries, time.Hour, nil)
-	slot := NewSendBudgets(fs).Slot("b/ops", time.Now(), []Window{{Span: time.Minute, Max: 10}})
+	slot := NewSendBudgets(fs).Slot(Budget{Key: "b/ops", Windows: []Window{{Span: time.Minute, Max: 10}}}, time.Now)
 	before := px.Counts()
 	if c, _, err := claims.ClaimSend(ctx, "s/ops", "w", time.Minute, &slot); err != nil || c.State != Acquired {
 		t.Fatalf("claim: %+v %v", c, err)
