@@ -9,7 +9,8 @@
 // SIGTERM with Pub/Sub frozen and a restart (the spill replayed by the next process),
 // a deploy-style make-before-break hand-off between two connector processes, lost
 // Helix answers to egress sends, and two egress instances under a burst — and then
-// counts.
+// counts. With Options.Transport "conduit" it runs the conduit script instead
+// (conduit.go: two connector instances sharing a conduit, and its faults).
 //
 // What is counted, precisely:
 //
