@@ -22,6 +22,7 @@ help:
 	@echo "make load             connector load run, 500..5,000/s (LOAD_FLAGS='-rates 500,1000 -duration 10s')"
 	@echo "make cost             the cost table per million events and egress messages -> docs/perf/cost.md"
 	@echo "make soak             the fault script; exits non-zero on loss or duplicates (SOAK_FLAGS=-short: ~1 min)"
+	@echo "make soak TRANSPORT=conduit  the conduit fault script: two instances, kill -9, rolling restart, shard disabled, channel added/removed"
 	@echo "make terraform-check  terraform fmt, offline validate, tflint"
 
 build:
@@ -139,8 +140,9 @@ load:
 	$(GO) run ./infra/cmd/load $(LOAD_FLAGS)
 
 ## soak: the fault script (~2.5 min; the CI version runs in make test as infra/soak's test).
+## TRANSPORT=conduit runs the conduit script instead (two connector instances on a conduit).
 soak:
-	$(GO) run ./infra/cmd/soak $(SOAK_FLAGS)
+	$(GO) run ./infra/cmd/soak -transport $(TRANSPORT) $(SOAK_FLAGS)
 
 ## twitchctl: a real binary, not `go run` (seconds per call, and "exit status 1").
 twitchctl:

@@ -3,6 +3,7 @@ package soak
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,9 +29,18 @@ type harness struct {
 
 func (h *harness) count(res *Result, s *stream, reconnects int) {
 	sentList := s.Sent()
-	res.Expected = len(sentList)
-	res.Missing = nil
+	routes := h.routes()
+	res.Expected, res.Missing, res.TwitchDropped, res.Retried = 0, nil, 0, 0
 	for _, x := range sentList {
+		r, routed := routes[x.id]
+		switch {
+		case routed && r.Lost:
+			res.TwitchDropped++
+			continue
+		case routed && r.Retry != "" && r.DeliveredTo == r.Retry:
+			res.Retried++
+		}
+		res.Expected++
 		if !h.col.Has(x.id) {
 			res.Missing = append(res.Missing, x.id)
 		}
@@ -48,7 +58,32 @@ func (h *harness) count(res *Result, s *stream, reconnects int) {
 	// to what was expected and the excess visible.
 	res.NoSubscription = s.NoSubscription()
 	res.Reconnects = reconnects
-	res.Faults = faults(sentList, h.ing, h.col, s)
+	res.Faults = faults(sentList, h.ing, h.col, s, routes)
+}
+
+// routes are the fake's conduit routing records by message id (none in WebSocket
+// mode).
+func (h *harness) routes() map[string]twitchtest.ConduitDelivery {
+	out := map[string]twitchtest.ConduitDelivery{}
+	for _, d := range h.tw.ConduitDeliveries() {
+		out[d.MessageID] = d
+	}
+	return out
+}
+
+// expected is what was sent so far and is expected on the topics: everything but
+// the conduit notifications the fake dropped (no shard took them).
+func (h *harness) expected() []sent {
+	sentList := h.s.Sent()
+	lost := h.tw.LostNotifications()
+	if len(lost) == 0 {
+		return sentList
+	}
+	dropped := make(map[string]bool, len(lost))
+	for _, d := range lost {
+		dropped[d.MessageID] = true
+	}
+	return slices.DeleteFunc(sentList, func(x sent) bool { return dropped[x.id] })
 }
 
 // drain waits until every notification sent so far is on the raw topic and every
@@ -57,7 +92,7 @@ func (h *harness) drain(ctx context.Context, timeout time.Duration) error {
 	last, lastChange := -1, time.Now()
 	for {
 		missing := 0
-		sentList := h.s.Sent()
+		sentList := h.expected()
 		for _, x := range sentList {
 			if !h.col.Has(x.id) {
 				missing++

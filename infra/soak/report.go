@@ -6,6 +6,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/infra/collect"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
 
 // Fault is one fault's count on internal.ingress.v1, where exactly-once is judged:
@@ -29,6 +30,10 @@ type Fault struct {
 	RawDuplicates int
 	// RawRepeatsExpected: the fault may publish a notification twice on the raw topic.
 	RawRepeatsExpected bool
+	// Retried (conduit mode): events whose target shard was down, delivered on the
+	// retry shard; counted as delivered. TwitchDropped: events no shard took (not
+	// expected; a failure, see Result.TwitchDropped).
+	Retried, TwitchDropped int
 }
 
 // rawRepeatsExpected are the faults after which the raw topic may carry a repeat: a
@@ -44,12 +49,12 @@ var rawRepeatsExpected = map[string]bool{stepSigtermFrozen: true, stepRestartPen
 // Raw repeats are reported (a repeat outside the faults that explain one is worth a
 // look), not failed on.
 func (f Fault) OK() bool {
-	return f.Lost == 0 && f.Duplicated == 0
+	return f.Lost == 0 && f.Duplicated == 0 && f.TwitchDropped == 0
 }
 
 // faults counts each phase's events on the ingress collector, in the order the
 // phases ran.
-func faults(sentList []sent, ing *collect.Events, col *collect.Notifications, s *stream) []Fault {
+func faults(sentList []sent, ing *collect.Events, col *collect.Notifications, s *stream, routes map[string]twitchtest.ConduitDelivery) []Fault {
 	type ev struct {
 		phase string
 		ids   []string
@@ -76,13 +81,26 @@ func faults(sentList []sent, ing *collect.Events, col *collect.Notifications, s 
 			byPhase[e.phase] = f
 			order = append(order, e.phase)
 		}
+		n, dropped, retried := 0, 0, false
+		for _, id := range e.ids {
+			n += ing.Distinct(event.CorrelationIDForEventSub(id))
+			if r, ok := routes[id]; ok && r.Lost {
+				dropped++
+			} else if ok && r.Retry != "" && r.DeliveredTo == r.Retry {
+				retried = true
+			}
+		}
+		if dropped == len(e.ids) {
+			// Twitch sent it to no one: not an event of the fault's count.
+			f.TwitchDropped++
+			continue
+		}
 		f.Events++
 		if len(e.ids) > 1 {
 			f.Copies++
 		}
-		n := 0
-		for _, id := range e.ids {
-			n += ing.Distinct(event.CorrelationIDForEventSub(id))
+		if retried {
+			f.Retried++
 		}
 		switch {
 		case n == 0:
@@ -113,7 +131,11 @@ func ingressMissing(sentList []sent, ing *collect.Events) int {
 	return len(all) - len(found)
 }
 
-func writeFaults(b *strings.Builder, fs []Fault) {
+func writeFaults(b *strings.Builder, fs []Fault, conduit bool) {
+	if conduit {
+		writeConduitFaults(b, fs)
+		return
+	}
 	b.WriteString("per fault, on internal.ingress.v1 (events Twitch sent to a subscribed socket during the fault and its recovery)\n")
 	fmt.Fprintf(b, "  %-56s %7s %7s %5s %5s %7s %7s %7s\n", "fault", "events", "ingress", "lost", "dup", "copies", "no-sub", "raw-dup")
 	for _, f := range fs {
@@ -128,4 +150,20 @@ func writeFaults(b *strings.Builder, fs []Fault) {
 			f.Copies, f.NoSubscription, f.RawDuplicates, note)
 	}
 	b.WriteString("  (copies: events Twitch sent to two sessions, a hand-off's overlap; no-sub: not sent, no subscribed socket)\n")
+}
+
+// writeConduitFaults is the per-fault table of the conduit script.
+func writeConduitFaults(b *strings.Builder, fs []Fault) {
+	b.WriteString("per fault, on internal.ingress.v1 (events Twitch routed to a shard during the fault and its recovery)\n")
+	fmt.Fprintf(b, "  %-56s %7s %7s %5s %5s %7s %7s %7s %7s\n", "fault", "events", "ingress", "lost", "dup", "retried", "tw-drop", "no-sub", "raw-dup")
+	for _, f := range fs {
+		note := mark(f.OK())
+		if f.RawDuplicates > 0 {
+			note += " (raw repeats; dropped by Normalize)"
+		}
+		fmt.Fprintf(b, "  %-56s %7d %7d %5d %5d %7d %7d %7d %7d  %s\n", f.Name, f.Events, f.OnIngress, f.Lost, f.Duplicated,
+			f.Retried, f.TwitchDropped, f.NoSubscription, f.RawDuplicates, note)
+	}
+	b.WriteString("  (retried: the target shard was down, Twitch's one retry on the other shard took it, counted as delivered;\n" +
+		"   tw-drop: neither shard took it, what Twitch drops; no-sub: not sent, no subscription for the channel at the time)\n")
 }

@@ -3,7 +3,6 @@ package soak
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -85,6 +84,7 @@ type script struct {
 	h            *harness
 	fin          *collect.Events
 	proxy        *helixProxy // the functions' Helix API
+	fleet        *fleet      // conduit mode's connector instances
 	hc           *http.Client
 	res          *Result
 	logf         func(string, ...any)
@@ -95,99 +95,6 @@ type script struct {
 	reconnects int
 
 	fsRestarted, connRestart, connBack time.Time
-}
-
-// Run runs the script and returns the counts. An error means the script could not
-// run (or a fault could not be injected); loss and duplicates are in the Result.
-func Run(ctx context.Context, o Options) (res *Result, err error) {
-	if o.Rate <= 0 {
-		o.Rate = 100
-		if o.Short {
-			o.Rate = 50
-		}
-	}
-	if o.ReconnectEvery <= 0 {
-		o.ReconnectEvery = 30 * time.Second
-	}
-	if o.Log == nil {
-		o.Log = io.Discard
-	}
-	sc := &script{ctx: ctx, o: o, gapLen: 15 * time.Second, egressN: 10, res: &Result{}, hc: &http.Client{Timeout: 5 * time.Second}}
-	if o.Short {
-		sc.gapLen, sc.egressN = 2*time.Second, 3
-	}
-	begin := time.Now()
-	sc.logf = func(format string, args ...any) {
-		fmt.Fprintf(o.Log, "%s soak: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-	}
-	res = sc.res
-	defer func() { res.Took = time.Since(begin) }()
-
-	sc.proxy, err = newHelixProxy()
-	if err != nil {
-		return res, err
-	}
-	defer sc.proxy.Close()
-	sc.logf("starting the stack (build, functions server, connector)")
-	st, err := stack.Start(ctx, stack.Options{
-		// No PubSubHost/FirestoreHost: the stack starts its own emulators, so that
-		// they can be paused and restarted.
-		Project:      fmt.Sprintf("soak-%d", time.Now().Unix()),
-		BinDir:       o.BinDir,
-		FakeTwitch:   faketwitch.Options{ReconnectGrace: 2 * time.Second},
-		Output:       o.Output,
-		MinBackoff:   500 * time.Millisecond,
-		MaxBackoff:   5 * time.Second,
-		FunctionsEnv: map[string]string{"TWITCH_API_BASE_URL": sc.proxy.BaseURL()},
-		ConnectorEnv: map[string]string{"EVENTSUB_KEEPALIVE_GRACE": "250ms",
-			"CONNECTOR_BUFFER_BYTES": soakBufferBytes},
-	})
-	if err != nil {
-		return res, fmt.Errorf("start the stack: %w", err)
-	}
-	defer st.Stop()
-	stopSignals := st.StopOnSignal()
-	defer stopSignals()
-	sc.st = st
-	sc.proxy.SetTarget(st.Fake.Twitch.APIBaseURL())
-	sc.psEmu, sc.fsEmu = st.Emulator(emulators.PubSub), st.Emulator(emulators.Firestore)
-	tw := st.Fake.Twitch
-	sc.logf("stack ready after %s", time.Since(begin).Round(100*time.Millisecond))
-
-	s := newStream(tw, o.Rate)
-	// Raw-topic counts by the phase each notification was sent in.
-	col := collect.NewNotifications(s.PhaseIndex)
-	sc.fin = collect.NewEvents()
-	ing := collect.NewEvents()
-	bg, stopBG := context.WithCancel(ctx)
-	var bgwg sync.WaitGroup
-	defer func() { stopBG(); bgwg.Wait() }()
-	bgwg.Add(3)
-	go func() { defer bgwg.Done(); sc.watch(bg, st.Subs.WatchIngress, ing.Add) }()
-	go func() {
-		defer bgwg.Done()
-		col.Receive(bg, st.PubSub, st.Subs.WatchRaw, func(err error) { sc.logf("pull raw: %v (retrying)", err) })
-	}()
-	go func() { defer bgwg.Done(); sc.watch(bg, st.Subs.WatchFinalize, sc.fin.Add) }()
-
-	bgwg.Add(1)
-	go func() { defer bgwg.Done(); s.run(bg) }()
-	sc.h = &harness{st: st, tw: tw, col: col, ing: ing, s: s, logf: sc.logf}
-
-	bgwg.Add(1)
-	go func() { defer bgwg.Done(); sc.reconnectEvery(bg) }()
-
-	for _, stp := range steps {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if err := sc.do(stp); err != nil {
-			sc.h.count(res, s, sc.readReconnects())
-			return res, err
-		}
-	}
-	sc.h.count(res, s, sc.readReconnects())
-	return res, s.Err()
 }
 
 // watch pulls sub until ctx ends, starting again after a failure (an emulator

@@ -9,7 +9,8 @@
 // SIGTERM with Pub/Sub frozen and a restart (the spill replayed by the next process),
 // a deploy-style make-before-break hand-off between two connector processes, lost
 // Helix answers to egress sends, and two egress instances under a burst — and then
-// counts.
+// counts. With Options.Transport "conduit" it runs the conduit script instead
+// (conduit.go: two connector instances sharing a conduit, and its faults).
 //
 // What is counted, precisely:
 //
@@ -58,6 +59,10 @@ import (
 
 // Options configure a soak run. Zero values take the defaults in the comments.
 type Options struct {
+	// Transport is "websocket" (the default: the fault script above) or "conduit"
+	// (the conduit script, conduit.go: two connector instances on a conduit of two
+	// WebSocket shards).
+	Transport string
 	// Short runs the CI version: shorter gaps between faults (2 s instead of 15 s),
 	// 3 egress events of each kind instead of 10, a smaller burst. About 3 minutes.
 	Short bool
@@ -104,6 +109,8 @@ func (e Egress) OK() bool {
 
 // Result are the counts.
 type Result struct {
+	// Transport is Options.Transport.
+	Transport                    string
 	Expected, Delivered          int
 	Missing                      []string
 	Duplicates, Redeliveries     int
@@ -125,12 +132,22 @@ type Result struct {
 	Faults []Fault
 	// EgressFaults are the egress faults' outcomes.
 	EgressFaults []EgressFault
+	// TwitchDropped: conduit notifications the fake dropped because neither their
+	// target shard nor the one retry shard took them (what Twitch drops). Not
+	// expected on the topics; with one fault at a time the layout rule (one shard
+	// per instance) keeps it at 0, so any is a failure.
+	TwitchDropped int
+	// Retried: conduit notifications whose target shard was down, delivered on the
+	// retry shard (counted as delivered).
+	Retried int
+	// Instances is the note of the conduit script's fleet (shards held at the end).
+	Instances string
 }
 
 // OK reports no loss, no duplicate, no stale frame forwarded and every egress event
 // delivered and finalized exactly once.
 func (r *Result) OK() bool {
-	if len(r.Missing) > 0 || r.StaleForwarded > 0 || r.Expected == 0 || r.Delivered < r.Expected {
+	if len(r.Missing) > 0 || r.StaleForwarded > 0 || r.Expected == 0 || r.Delivered < r.Expected || r.TwitchDropped > 0 {
 		return false
 	}
 	for _, f := range r.Faults {
@@ -166,42 +183,60 @@ func (r *Result) expectedRawRepeats() int {
 func (r *Result) String() string {
 	var b strings.Builder
 	row := func(what string, v any, note string) { fmt.Fprintf(&b, "  %-64s %8v  %s\n", what, v, note) }
-	b.WriteString("soak counts\n")
-	row("notifications Twitch delivered while a socket was open", r.Expected, "(expected on the raw topic)")
+	conduit := r.Transport == "conduit"
+	if conduit {
+		b.WriteString("soak counts (conduit mode)\n")
+		row("notifications Twitch routed to a shard that took them", r.Expected, "(expected on the raw topic)")
+	} else {
+		b.WriteString("soak counts\n")
+		row("notifications Twitch delivered while a socket was open", r.Expected, "(expected on the raw topic)")
+	}
 	row("on the raw topic (distinct EventSub message ids)", r.Delivered, "")
 	row("lost (expected, not on the raw topic)", len(r.Missing), mark(len(r.Missing) == 0))
 	row("published twice (same message id, second Pub/Sub message)", r.Duplicates,
 		fmt.Sprintf("(%d where a fault explains it; Normalize drops repeats: judged on internal.ingress.v1, per fault)", r.expectedRawRepeats()))
 	row("redelivered by the pull subscription (not duplicates)", r.Redeliveries, "")
-	row("duplicate frames sent (same message_id, before and after restart)", r.DuplicateFrames, "must not be forwarded again")
-	row("stale frames sent (message_timestamp 11 min old)", r.StaleFrames, "")
-	row("stale frames forwarded", r.StaleForwarded, mark(r.StaleForwarded == 0))
-	row("connector's counters: duplicates dropped / stale dropped", fmt.Sprintf("%d/%d", r.DroppedDuplicates, r.DroppedStale), "")
-	row("read but unpublished when the connector got SIGTERM", r.PendingAtRestart, "(flushed before exit)")
+	if conduit {
+		row("delivered on the retry shard (target shard down)", r.Retried, "(counted as delivered)")
+		row("dropped by Twitch (target and retry shard both down)", r.TwitchDropped, mark(r.TwitchDropped == 0))
+	} else {
+		row("duplicate frames sent (same message_id, before and after restart)", r.DuplicateFrames, "must not be forwarded again")
+		row("stale frames sent (message_timestamp 11 min old)", r.StaleFrames, "")
+		row("stale frames forwarded", r.StaleForwarded, mark(r.StaleForwarded == 0))
+		row("connector's counters: duplicates dropped / stale dropped", fmt.Sprintf("%d/%d", r.DroppedDuplicates, r.DroppedStale), "")
+		row("read but unpublished when the connector got SIGTERM", r.PendingAtRestart, "(flushed before exit)")
+	}
 	row("not sent by Twitch: no enabled subscription at the time", r.NoSubscription, "(not expected)")
 	row("session_reconnect messages sent", r.Reconnects, "")
-	okE := 0
-	for _, e := range r.Egress {
-		if e.OK() {
-			okE++
+	if !conduit {
+		okE := 0
+		for _, e := range r.Egress {
+			if e.OK() {
+				okE++
+			}
 		}
-	}
-	row("egress events published", len(r.Egress), "")
-	row("egress events delivered once, finalized once, recorded SENT", okE, mark(okE == len(r.Egress)))
-	for _, e := range r.Egress {
-		if !e.OK() {
-			row("  "+e.Kind+" "+e.CorrelationID, fmt.Sprintf("%d/%d", e.Deliveries, e.Finalized), "deliveries/finalized, status "+e.Status)
+		row("egress events published", len(r.Egress), "")
+		row("egress events delivered once, finalized once, recorded SENT", okE, mark(okE == len(r.Egress)))
+		for _, e := range r.Egress {
+			if !e.OK() {
+				row("  "+e.Kind+" "+e.CorrelationID, fmt.Sprintf("%d/%d", e.Deliveries, e.Finalized), "deliveries/finalized, status "+e.Status)
+			}
 		}
 	}
 	if len(r.Missing) > 0 {
 		n := min(len(r.Missing), 10)
 		fmt.Fprintf(&b, "  first lost: %s\n", strings.Join(r.Missing[:n], ", "))
 	}
-	writeFaults(&b, r.Faults)
-	writeEgressFaults(&b, r.EgressFaults)
+	writeFaults(&b, r.Faults, conduit)
+	if !conduit {
+		writeEgressFaults(&b, r.EgressFaults)
+	}
 	b.WriteString("phases\n")
 	for _, p := range r.Phases {
 		fmt.Fprintf(&b, "  %-44s %8s  %s\n", p.Name, p.Took.Round(100*time.Millisecond), p.Note)
+	}
+	if r.Instances != "" {
+		fmt.Fprintf(&b, "fleet at the end: %s\n", r.Instances)
 	}
 	fmt.Fprintf(&b, "total %s: %s\n", r.Took.Round(time.Second), map[bool]string{true: "PASS", false: "FAIL"}[r.OK()])
 	return b.String()

@@ -64,3 +64,35 @@ func (l *lines) tail(n int) string {
 	}
 	return strings.Join(s, "\n")
 }
+
+// TestSoakConduitShort runs the short conduit script: two connector instances on a
+// conduit of two shards, session_reconnect on each shard, the SIGKILL of one
+// instance and its restart, a shard disabled by Twitch, a rolling restart of both and
+// a channel added to and removed from the Firestore collection, all with the stream
+// on: every notification a shard took is on internal.ingress.v1 exactly once, and
+// Twitch dropped none (its one retry on the other shard took what a down shard
+// could not).
+func TestSoakConduitShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the conduit soak takes about two minutes; not with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 480*time.Second) // with the build
+	defer cancel()
+	var logs lines
+	res, err := Run(ctx, Options{Transport: "conduit", Short: true, BinDir: t.TempDir(), Log: &logs, Output: logs.add})
+	if res != nil {
+		t.Logf("\n%s", res)
+	}
+	if err != nil || res == nil || !res.OK() {
+		t.Logf("progress and components' logs (last lines):\n%s", logs.tail(300))
+	}
+	if err != nil {
+		t.Fatalf("soak: %v", err)
+	}
+	if !res.OK() {
+		t.Fatalf("loss or duplicates on internal.ingress.v1 (see the counts above)")
+	}
+	if res.Retried == 0 {
+		t.Errorf("no notification was retried on the other shard: the faults did not take a shard down")
+	}
+}

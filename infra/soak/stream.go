@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ type sent struct {
 	// event numbers the Notify call: the ids of one event share it (during a
 	// hand-off Twitch sends one event to two sessions, each copy with its own id).
 	event int
+	// channel is the broadcaster's user id.
+	channel string
 }
 
 // stream sends channel.follow notifications to the seeded channels at a steady rate,
@@ -28,6 +31,9 @@ type sent struct {
 type stream struct {
 	tw   *twitchtest.Server
 	rate int
+	// channels are the broadcasters the stream follows, in turn (the seeded ones,
+	// plus a channel added at runtime in conduit mode).
+	channels []twitchtest.User
 
 	mu     sync.Mutex // held while sending; Pause takes it to wait out a tick
 	paused bool
@@ -38,6 +44,7 @@ type stream struct {
 	// not deliver those either; they are not expected on the topic.
 	noSub   int
 	noSubBy map[string]int // by phase
+	noSubCh map[string]int // by broadcaster id
 	// phases numbers the phases in order; phaseOf is each message id's phase number
 	// (for the raw topic's counts by phase).
 	phases  []string
@@ -47,7 +54,8 @@ type stream struct {
 }
 
 func newStream(tw *twitchtest.Server, rate int) *stream {
-	return &stream{tw: tw, rate: rate, paused: true, noSubBy: map[string]int{}, phaseOf: map[string]int{}}
+	return &stream{tw: tw, rate: rate, paused: true, noSubBy: map[string]int{}, noSubCh: map[string]int{}, phaseOf: map[string]int{},
+		channels: append([]twitchtest.User(nil), faketwitch.Channels...)}
 }
 
 // run sends until ctx ends, in 10 ms ticks.
@@ -70,7 +78,7 @@ func (s *stream) run(ctx context.Context) {
 		}
 		target := float64(s.rate) * time.Since(begin).Seconds()
 		for ; due < target; due++ {
-			ch := faketwitch.Channels[s.seq%len(faketwitch.Channels)]
+			ch := s.channels[s.seq%len(s.channels)]
 			v := faketwitch.Viewers[s.seq%len(faketwitch.Viewers)]
 			s.seq++
 			ids, err := s.tw.Notify(twitchtest.Notification{Type: "channel.follow",
@@ -78,6 +86,7 @@ func (s *stream) run(ctx context.Context) {
 			if errors.Is(err, twitchtest.ErrNoSubscription) {
 				s.noSub++
 				s.noSubBy[s.phase]++
+				s.noSubCh[ch.ID]++
 				continue
 			}
 			if err != nil {
@@ -86,7 +95,7 @@ func (s *stream) run(ctx context.Context) {
 			}
 			now := time.Now()
 			for _, id := range ids {
-				s.sent = append(s.sent, sent{id: id, at: now, phase: s.phase, event: s.seq})
+				s.sent = append(s.sent, sent{id: id, at: now, phase: s.phase, event: s.seq, channel: ch.ID})
 				s.phaseOf[id] = s.phaseNumber(s.phase)
 			}
 		}
@@ -106,6 +115,20 @@ func (s *stream) Resume(phase string) {
 	s.mu.Lock()
 	s.paused, s.phase = false, phase
 	s.mu.Unlock()
+}
+
+// AddChannel adds a broadcaster to those the stream follows.
+func (s *stream) AddChannel(u twitchtest.User) {
+	s.mu.Lock()
+	s.channels = append(s.channels, u)
+	s.mu.Unlock()
+}
+
+// RemoveChannel takes a broadcaster out of those the stream follows.
+func (s *stream) RemoveChannel(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.channels = slices.DeleteFunc(s.channels, func(u twitchtest.User) bool { return u.ID == id })
 }
 
 // SetPhase tags what is sent from now on.
@@ -141,6 +164,14 @@ func (s *stream) NoSubscriptionIn(phase string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.noSubBy[phase]
+}
+
+// NoSubscriptionFor is how many notifications for broadcaster id found no enabled
+// subscription.
+func (s *stream) NoSubscriptionFor(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noSubCh[id]
 }
 
 // Phase is the tag of what is sent now.

@@ -136,6 +136,7 @@ type Stack struct {
 	functions *Process
 	connector *Process // nil in serverless mode
 	extra     []*extraConnector
+	added     addedInstances
 	twitchEnv map[string]string
 
 	pubOnce sync.Once

@@ -17,6 +17,7 @@ func (s *Stack) Stop() {
 	s.stopOnce.Do(func() {
 		close(s.stopping)
 		defer close(s.stopped)
+		s.added.stop()
 		s.stopExtraConnectors()
 		if s.connector != nil {
 			s.StopConnector()
