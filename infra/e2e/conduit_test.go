@@ -284,14 +284,23 @@ func (f *fleet) settle(ids []string) {
 			return
 		}
 		if time.Since(begin) > patience {
-			f.t.Fatalf("gave up after %s waiting for %s: %d missing:%s", patience, what, len(missing), f.trail.report(missing))
+			f.t.Fatalf("gave up after %s waiting for %s: %d missing:%s", patience, what, len(missing), f.trail.report(missing, f.routed()))
 		}
 		if time.Since(told) >= 10*time.Second {
 			told = time.Now()
-			f.t.Logf("still waiting for %s after %s: %d missing:%s", what, time.Since(begin).Round(time.Second), len(missing), f.trail.report(missing))
+			f.t.Logf("still waiting for %s after %s: %d missing:%s", what, time.Since(begin).Round(time.Second), len(missing), f.trail.report(missing, f.routed()))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// routed is the fake's conduit routing record by message id (empty in WebSocket mode).
+func (f *fleet) routed() map[string]twitchtest.ConduitDelivery {
+	out := map[string]twitchtest.ConduitDelivery{}
+	for _, d := range f.st.Fake.Twitch.ConduitDeliveries() {
+		out[d.MessageID] = d
+	}
+	return out
 }
 
 // missing are the EventSub message ids of ids not on ingress yet.

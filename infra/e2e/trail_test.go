@@ -9,6 +9,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/event"
+	"github.com/bitbrat/twitch-edge/shared/twitch/twitchtest"
 )
 
 // trail records where each EventSub notification was seen on its way to ingress:
@@ -80,11 +81,20 @@ func (t *trail) where(id string) string {
 }
 
 // report groups the missing ids by where they were last seen: one line per place,
-// with up to three example ids each.
-func (t *trail) report(missing []string) string {
+// with up to three example ids each. routed, when not nil, is the fake's routing
+// record of conduit notifications by message id: a notification never forwarded
+// says which shard the fake gave it to, or that no shard took it.
+func (t *trail) report(missing []string, routed map[string]twitchtest.ConduitDelivery) string {
 	places := map[string][]string{}
 	for _, id := range missing {
 		w := t.where(id)
+		if d, ok := routed[id]; ok && strings.HasPrefix(w, "never") {
+			if d.Lost {
+				w += fmt.Sprintf("; the fake dropped it (shard %s and its retry %q both down)", d.Target, d.Retry)
+			} else {
+				w += "; the fake delivered it to shard " + d.DeliveredTo
+			}
+		}
 		// Group by place, not by the delivery count in the reason.
 		places[w] = append(places[w], id)
 	}
