@@ -78,6 +78,10 @@ type conduitMode struct {
 type holderState struct {
 	stop    context.CancelFunc
 	recheck chan struct{}
+	// drain, closed by letGo, makes the holder stop PATCHing and read its socket
+	// only until Twitch shows the shard on another session (HolderOptions.Drain).
+	drain     chan struct{}
+	drainOnce sync.Once
 	session string
 	up      bool
 	since   time.Time
@@ -214,7 +218,14 @@ func (m *conduitMode) run(ctx context.Context) error {
 // gain starts the holder of a newly claimed shard.
 func (m *conduitMode) gain(id string, _ store.Lease) {
 	hctx, stop := context.WithCancel(m.hctx)
-	h := &holderState{stop: stop, recheck: make(chan struct{}, 1), since: time.Now(), reason: "claimed, connecting"}
+	h := &holderState{stop: stop, recheck: make(chan struct{}, 1), drain: make(chan struct{}), since: time.Now(), reason: "claimed, connecting"}
+	go func() { // SIGTERM drains every holder
+		select {
+		case <-m.drain:
+			h.letGo()
+		case <-hctx.Done():
+		}
+	}()
 	m.mu.Lock()
 	m.holders[id] = h
 	conduitID := m.conduitID
@@ -231,7 +242,7 @@ func (m *conduitMode) gain(id string, _ store.Lease) {
 			OnRevocation: m.revoked,
 			OnPatched:    func(sid string) { m.shardUp(id, h, sid) },
 			OnDown:       func(reason string) { m.shardDown(id, h, reason) },
-			Recheck:      h.recheck, Drain: m.drain, CheckEvery: cfg.ShardCheck, HTTPClient: m.a.deps.HTTPClient, Logger: m.log,
+			Recheck:      h.recheck, Drain: h.drain, CheckEvery: cfg.ShardCheck, HTTPClient: m.a.deps.HTTPClient, Logger: m.log,
 		})
 		if err != nil {
 			m.log.Warn("connector: conduit shard holder ended", "shard", id, "error", err.Error())
@@ -250,8 +261,15 @@ func (m *conduitMode) gain(id string, _ store.Lease) {
 	}()
 }
 
-// lose stops a holder whose lease is gone, unless the instance is draining (then the
-// holder reads on until the next holder's PATCH, see run).
+// lose lets go of a shard whose lease is gone: its holder no longer PATCHes it, and
+// reads its socket on until Twitch shows the shard on another session (the next
+// holder's PATCH, or this instance's own when it claims the shard again), as at
+// SIGTERM. Closing the socket at once disabled the shard until someone PATCHed it:
+// when Firestore stalls for ⅔ of the lease TTL, every instance's renewal is overdue
+// at the same moment, every shard was closed together, and Twitch dropped what it
+// sent meanwhile (a notification's target and its one retry both down). Reading on
+// is safe: Twitch sends a shard's notifications only to the session it points at,
+// and the fence keeps a former holder from PATCHing.
 func (m *conduitMode) lose(id, reason string) {
 	if m.closed.Load() {
 		return
@@ -260,10 +278,14 @@ func (m *conduitMode) lose(id, reason string) {
 	h := m.holders[id]
 	m.mu.Unlock()
 	if h != nil {
-		m.log.Warn("connector: conduit shard lease lost; stopping its holder", "shard", id, "reason", reason)
-		h.stop()
+		m.log.Warn("connector: conduit shard lease lost; reading its socket until Twitch shows the shard on another session",
+			"shard", id, "reason", reason)
+		h.letGo()
 	}
 }
+
+// letGo puts the holder into its hand-over: no more PATCHes, reading until moved.
+func (h *holderState) letGo() { h.drainOnce.Do(func() { close(h.drain) }) }
 
 // conduitSink forwards a shard's notifications to the relay (the raw topic, as in
 // WebSocket mode) and handles conduit.shard.disabled itself.

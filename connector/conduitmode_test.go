@@ -17,6 +17,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/bitbrat/twitch-edge/connector/conduit"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/config"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -374,5 +375,50 @@ func TestConduitModeRecreatesADeletedConduit(t *testing.T) {
 	id := h.follow(aliceID, "4242")
 	if got := countByID(h.collect(1, 5*time.Second)); got[id] != 1 {
 		t.Fatalf("notification after the recreation on the raw topic %d times", got[id])
+	}
+}
+
+// A holder whose shard lease is lost (here: taken by another owner that never
+// PATCHes, as when Firestore stalls and every renewal is overdue) stops PATCHing the
+// shard but reads its socket until Twitch shows the shard on another session:
+// notifications sent meanwhile still reach the raw topic. Before, the holder closed
+// its socket at once, the shard was disabled, and Twitch dropped them (a conduit of
+// one shard has no other to retry on; with three, every instance's overdue renewal
+// closed every shard together).
+func TestConduitModeLeaseLossKeepsReading(t *testing.T) {
+	h := newHarness(t, twitchtest.Options{})
+	a := h.start("a", conduitConfig(1))
+	h.waitReady(a, 60*time.Second)
+	h.waitFor("shard 0 held", 60*time.Second, func() bool { return len(heldBy(a)) == 1 })
+	cid := a.app.conduit.currentConduit()
+	h.waitFor("the conduit's subscriptions", 60*time.Second, func() bool {
+		n := 0
+		for _, s := range h.tw.EnabledSubscriptions() {
+			if s.Transport.ConduitID == cid {
+				n++
+			}
+		}
+		return n == 5
+	})
+	// Another owner takes the lease and never serves the shard.
+	ctx := context.Background()
+	ref := h.fs.Collection("conduits").Doc(conduitName).Collection("leases").Doc(store.DocID(conduit.ShardLeaseName("0")))
+	if _, err := ref.Set(ctx, store.Lease{Owner: "thief", Generation: 1_000, Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the lease loss noticed", 60*time.Second, func() bool { return len(heldBy(a)) == 0 })
+	want := map[string]bool{}
+	for i := range 50 {
+		want[h.follow(aliceID, fmt.Sprint(40_000+i))] = true
+	}
+	got := countByID(h.collect(len(want), 5*time.Second))
+	lost := 0
+	for id := range want {
+		if got[id] == 0 {
+			lost++
+		}
+	}
+	if lost > 0 || len(h.tw.LostNotifications()) > 0 {
+		t.Fatalf("after the lease loss, %d of %d not on the raw topic; the fake dropped %d", lost, len(want), len(h.tw.LostNotifications()))
 	}
 }

@@ -10,7 +10,9 @@
 //   - ShardLeases: every instance claims shards through fenced Firestore leases
 //     (conduits/{name}/leases/shard-N). A lease lives TTL; it is renewed every TTL/3,
 //     each call bounded by TTL/3; a holder that has not confirmed its lease for ⅔ TTL
-//     drops it (and closes the shard's socket) before anyone else may take it at TTL.
+//     drops it before anyone else may take it at TTL: it no longer PATCHes the
+//     shard, and reads its socket only until Twitch shows the shard on another
+//     session (connector/conduitmode.go), so a Firestore stall does not close shards.
 //     A dead instance's shard is therefore taken over within TTL. Each change of
 //     owner raises the lease's generation; a renewal names its generation, so a late
 //     former owner is refused (and the holder re-checks its lease right before every

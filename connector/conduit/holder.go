@@ -50,11 +50,12 @@ type HolderOptions struct {
 	// once (conduit.shard.disabled named it) and PATCH it again if needed. Optional.
 	Recheck <-chan struct{}
 	// Drain, once closed, hands the shard over (a deploy's SIGTERM, after the lease
-	// was released): the holder no longer PATCHes, keeps reading its socket until
+	// was released, or a lease lost): the holder no longer PATCHes, keeps reading its socket until
 	// Twitch shows the shard on another session (the next holder's PATCH), and then
 	// returns; nothing Twitch sent to the old socket is left unread. ctx bounds it.
 	Drain <-chan struct{}
-	// MovedPoll is how often a draining holder reads the shard back. Default 200 ms.
+	// MovedPoll is how soon a draining holder first reads the shard back; each look
+	// after waits twice as long, up to 5 s. Default 200 ms.
 	MovedPoll time.Duration
 	// PatchWindow is how soon after a welcome the shard must be PATCHed: Twitch
 	// closes a socket unused for 10 s. Default 10 s.

@@ -93,6 +93,9 @@ func (c *shardConn) read(ctx context.Context) {
 
 var errKeepalive = errors.New("no message within the keepalive timeout")
 
+// maxMovedPoll bounds the slowing handover poll of a draining holder.
+const maxMovedPoll = 5 * time.Second
+
 // serveShard reads the shard's socket until it fails (returned error) or Twitch
 // asks for a reconnect that fails (the reconnect URL is returned to dial fresh).
 // A successful reconnect is followed here: the old socket is drained, the new one
@@ -111,8 +114,12 @@ func serveShard(ctx context.Context, o *HolderOptions, c *shardConn, patched *st
 	check := time.NewTicker(o.CheckEvery)
 	defer check.Stop()
 	var drainTimer <-chan time.Time
-	// handing is the handover poll, started once o.Drain closes.
+	// handing is the handover poll, started once o.Drain closes: MovedPoll at first,
+	// then slower (a holder whose lease was lost may read on for long, and every
+	// look is a Helix call).
 	var handing <-chan time.Time
+	var handTimer *time.Timer
+	poll := o.MovedPoll
 	drain := o.Drain
 	for {
 		select {
@@ -120,14 +127,16 @@ func serveShard(ctx context.Context, o *HolderOptions, c *shardConn, patched *st
 			return "", ctx.Err()
 		case <-drain:
 			drain = nil
-			t := time.NewTicker(o.MovedPoll)
-			defer t.Stop()
-			handing = t.C
+			handTimer = time.NewTimer(poll)
+			defer handTimer.Stop()
+			handing = handTimer.C
 			o.Logger.Info("conduit shard draining: reading on until Twitch shows it on another session")
 		case <-handing:
 			if shardMoved(ctx, o, c.session.ID) {
 				return "", errMoved
 			}
+			poll = min(2*poll, maxMovedPoll)
+			handTimer.Reset(poll)
 		case <-o.Recheck:
 			if o.draining() {
 				continue

@@ -189,6 +189,10 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	// earlier attempt did not ack: it failed or died).
 	claim, err := s.Ledger.Begin(ctx, key, owner, m.ID, s.Lease)
 	if err != nil {
+		// The create may have landed though its answer did not (a timeout, a lost
+		// connection): left there, it would hold every redelivery of this message off
+		// for the lease, past the subscription's last attempt.
+		s.release(ctx, key, owner)
 		return err
 	}
 	switch claim.State {
@@ -203,12 +207,27 @@ func (s *Service) Handle(ctx context.Context, m trigger.Message) error {
 	}
 	id, err := s.Pub.Publish(ctx, s.IngressTopic, body, event.Attributes(e))
 	if err != nil {
-		if rerr := s.Ledger.Release(ctx, key, owner); rerr != nil {
-			s.Log.WarnContext(ctx, "normalize: release claim after failed publish", "error", rerr.Error())
-		}
+		s.release(ctx, key, owner)
 		return err
 	}
 	s.Log.InfoContext(ctx, "normalize: event published", "kind", e.ExternalEvent.Kind,
 		"channel", e.Channel, "eventsubMessageId", e.ExternalEvent.ID, "ingressMessageId", id, "topic", s.IngressTopic)
 	return nil
+}
+
+// releaseTimeout bounds the release of a failed attempt's claim.
+const releaseTimeout = 5 * time.Second
+
+// release gives up a failed attempt's claim so that the redelivery acquires it at
+// once. Not with the attempt's own context: an attempt that failed because that
+// context ended (the function's timeout, the push request gone) must still release,
+// or its claim holds every redelivery off for the lease ("held"), and Pub/Sub
+// dead-letters the message after its last attempt, unpublished.
+func (s *Service) release(ctx context.Context, key, owner string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if err := s.Ledger.Release(rctx, key, owner); err != nil {
+		s.Log.WarnContext(ctx, "normalize: claim of a failed attempt not released; redeliveries wait for its lease",
+			"key", key, "lease", s.Lease.String(), "error", err.Error())
+	}
 }

@@ -255,6 +255,45 @@ func TestServiceRetriesAfterPublishFailure(t *testing.T) {
 	}
 }
 
+// An attempt whose context ends during the publish (the function's timeout, the push
+// request gone) releases its claim all the same: the redelivery publishes. Before,
+// the release ran on the ended context and failed, the claim stayed for its lease,
+// every redelivery found it "held", and Pub/Sub dead-lettered the message after its
+// last attempt, never published.
+func TestServiceRedeliveryAfterAnEndedAttemptPublishes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pub := &endingPublisher{end: cancel}
+	s := newService(t, pub)
+	m := trigger.Message{ID: "raw-ended", Data: read(t, "follow.frame.json"), PublishTime: time.Now()}
+	if err := s.Handle(ctx, m); err == nil {
+		t.Fatal("the ended attempt succeeded")
+	}
+	if err := s.Handle(context.Background(), m); err != nil {
+		t.Fatalf("redelivery: %v (code %s), want published", err, fault.CodeOf(err, ""))
+	}
+	if pub.count() != 1 {
+		t.Fatalf("published %d, want 1", pub.count())
+	}
+}
+
+// endingPublisher ends the caller's context during its first publish and fails it,
+// as the bus does when the context ends before the server answers.
+type endingPublisher struct {
+	recordingPublisher
+	end   context.CancelFunc
+	ended bool
+}
+
+func (p *endingPublisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	if !p.ended {
+		p.ended = true
+		p.end()
+		<-ctx.Done()
+		return "", fault.Wrap(fault.Transient, "PUBSUB_UNAVAILABLE", ctx.Err(), "publish to %s", topic)
+	}
+	return p.recordingPublisher.Publish(ctx, topic, data, attrs)
+}
+
 func TestServiceDeadLettersStaleMessages(t *testing.T) {
 	s := newService(t, &recordingPublisher{})
 	m := trigger.Message{ID: "1", Data: read(t, "follow.frame.json"), PublishTime: time.Now().Add(-25 * time.Hour)}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/bitbrat/twitch-edge/infra/collect"
 	"github.com/bitbrat/twitch-edge/infra/faketwitch"
 	"github.com/bitbrat/twitch-edge/infra/stack"
+	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
 	"github.com/bitbrat/twitch-edge/shared/store"
@@ -26,22 +29,7 @@ import (
 // conduitFull runs the acceptance size (5,000 notifications at 200/s); the default
 // run sends 1,000 at the same rate to keep `make test` within its budget.
 // `make test-conduit-full` (or -args -conduit.full) sets it.
-var (
-	conduitFull = flag.Bool("conduit.full", false, "conduit e2e at full size: 5,000 notifications at 200/s")
-	// The acceptance runs stay out of make test until they pass reliably on the
-	// merged tree: in 2 of 3 whole-suite runs one of them waited 3 minutes for
-	// notifications that never reached internal.ingress.v1 (see the README's conduit
-	// section). make test-conduit runs them.
-	conduitAcceptance = flag.Bool("conduit", false, "run the conduit acceptance runs (make test-conduit)")
-)
-
-// needAcceptance skips the heavy conduit acceptance runs unless asked for.
-func needAcceptance(t *testing.T) {
-	t.Helper()
-	if !*conduitAcceptance && !*conduitFull {
-		t.Skip("conduit acceptance run: make test-conduit (or -args -conduit)")
-	}
-}
+var conduitFull = flag.Bool("conduit.full", false, "conduit e2e at full size: 5,000 notifications at 200/s")
 
 const (
 	streamRate    = 200
@@ -70,6 +58,7 @@ type fleet struct {
 	mu      sync.Mutex
 	seq     int
 	ingress *collect.Events
+	trail   *trail
 }
 
 // instance is one connector process of the fleet (nil proc: the stack's own).
@@ -95,22 +84,32 @@ func startFleet(t *testing.T, mode string) *fleet {
 		t.Fatalf("start the stack: %v", err)
 	}
 	stopSignals := st.StopOnSignal()
-	f := &fleet{t: t, st: st, logs: logs, env: env, ingress: collect.NewEvents()}
+	f := &fleet{t: t, st: st, logs: logs, env: env, ingress: collect.NewEvents(), trail: newTrail()}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := st.Watch(ctx, st.Subs.WatchIngress, f.ingress.Add); err != nil && ctx.Err() == nil {
-			t.Errorf("watch ingress: %v", err)
-		}
-	}()
+	var watchers sync.WaitGroup
+	for sub, add := range map[string]func(bus.Received){
+		st.Subs.WatchIngress: f.ingress.Add, st.Subs.WatchRaw: f.trail.addRaw, st.Subs.WatchDeadLetter: f.trail.addDead,
+	} {
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			if err := st.Watch(ctx, sub, add); err != nil && ctx.Err() == nil {
+				t.Errorf("watch %s: %v", sub, err)
+			}
+		}()
+	}
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		watchers.Wait()
 		st.Stop()
 		stopSignals()
 		if t.Failed() {
 			t.Logf("components' logs (last lines):\n%s", tail(logs.String(), 20000))
+		}
+		// E2E_LOG_DIR keeps every run's whole log (a rare failure is read from the
+		// run that had it, passing runs give the timings to compare).
+		if d := os.Getenv("E2E_LOG_DIR"); d != "" {
+			_ = os.WriteFile(filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_")+"-"+strconv.FormatInt(time.Now().Unix(), 10)+".log"), []byte(logs.String()), 0o644)
 		}
 	})
 	return f
@@ -271,13 +270,48 @@ func (f *fleet) onIngress(ids []string) (once, missing, repeated int) {
 	return
 }
 
-// settle waits until every id is on ingress (or, when lossy, until the count stops
-// changing for a while: what is missing then is lost).
+// settle waits until every id is on ingress. Every 10 s it logs how many are still
+// missing and where they were last seen (raw topic, dead-letter topic, nowhere); if
+// patience runs out, the test fails with that report.
 func (f *fleet) settle(ids []string) {
-	f.waitFor(fmt.Sprintf("%d notifications on %s", len(ids), f.st.Topics.Ingress), func() bool {
-		_, missing, _ := f.onIngress(ids)
-		return missing == 0
-	})
+	f.t.Helper()
+	what := fmt.Sprintf("%d notifications on %s", len(ids), f.st.Topics.Ingress)
+	f.t.Logf("waiting for %s", what)
+	begin, told := time.Now(), time.Now()
+	for {
+		missing := f.missing(ids)
+		if len(missing) == 0 {
+			return
+		}
+		if time.Since(begin) > patience {
+			f.t.Fatalf("gave up after %s waiting for %s: %d missing:%s", patience, what, len(missing), f.trail.report(missing, f.routed()))
+		}
+		if time.Since(told) >= 10*time.Second {
+			told = time.Now()
+			f.t.Logf("still waiting for %s after %s: %d missing:%s", what, time.Since(begin).Round(time.Second), len(missing), f.trail.report(missing, f.routed()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// routed is the fake's conduit routing record by message id (empty in WebSocket mode).
+func (f *fleet) routed() map[string]twitchtest.ConduitDelivery {
+	out := map[string]twitchtest.ConduitDelivery{}
+	for _, d := range f.st.Fake.Twitch.ConduitDeliveries() {
+		out[d.MessageID] = d
+	}
+	return out
+}
+
+// missing are the EventSub message ids of ids not on ingress yet.
+func (f *fleet) missing(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if f.ingress.Distinct(event.CorrelationIDForEventSub(id)) == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // twentyChannels adds channels to the fake and to the Firestore channels collection
@@ -306,7 +340,6 @@ func (f *fleet) twentyChannels() []twitchtest.User {
 // generated is on internal.ingress.v1 exactly once, and the killed instance's shard
 // is held again once its lease expires.
 func TestConduitModeLosesNothing(t *testing.T) {
-	needAcceptance(t)
 	f := startFleet(t, "conduit")
 	first := &instance{name: stack.ConnectorInstanceID, url: f.st.ConnectorURL}
 	second, third := f.start(), f.start()
@@ -398,7 +431,6 @@ func TestConduitModeLosesNothing(t *testing.T) {
 // test records the figure (the README quotes it); it asserts only that nothing is
 // published twice.
 func TestWebSocketModeLossFigure(t *testing.T) {
-	needAcceptance(t)
 	f := startFleet(t, "websocket")
 	standbys := []*instance{f.start(), f.start()}
 	n := streamSize()

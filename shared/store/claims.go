@@ -159,6 +159,9 @@ func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Dura
 //
 // When the key is claimed already, Begin reads the claim (the only read) and says:
 //   - Completed: completed (by Complete, as Acquire's callers do);
+//   - Acquired (Attempts unchanged): claimed by owner itself inside its lease, which is
+//     this call's own create landing before a retry of it (owners are unique per
+//     attempt);
 //   - Taken: claimed for another origin. That delivery acts, or, if its worker died,
 //     its own redelivery does; the caller drops its duplicate;
 //   - Held: claimed for this origin by a worker whose lease holds (a concurrent or
@@ -197,6 +200,13 @@ func (c *Claims) Begin(ctx context.Context, key, owner, origin string, lease tim
 	switch {
 	case cur.State == claimDone:
 		return Claim{State: Completed, Owner: cur.Owner, Attempts: cur.Attempts, Result: cur.Result}, nil
+	case cur.Owner == owner && cur.LeaseUntil.After(now):
+		// This caller's own create: the client library retries a commit that failed
+		// in transit (Unavailable, a timeout), and the retry finds the document the
+		// first try wrote. Owners are unique per attempt, so it is ours: acquired.
+		// Answering Held here left the claim to block every redelivery of the message
+		// for the whole lease, and Pub/Sub dead-lettered it before the lease ran out.
+		return Claim{State: Acquired, Owner: owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
 	case origin != "" && cur.Origin != "" && cur.Origin != origin:
 		return Claim{State: Taken, Owner: cur.Owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
 	case cur.LeaseUntil.After(now):

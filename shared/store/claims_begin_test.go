@@ -22,6 +22,10 @@ func TestClaimsBegin(t *testing.T) {
 		attempts int64
 	}{
 		{"new key: acquired", func() (Claim, error) { return claims.Begin(ctx, "b/1", "w1", "raw-1", time.Minute) }, Acquired, 1},
+		// The client library retries a create whose answer was lost; the retry finds
+		// the claim its first try wrote. Before, that was Held: the attempt failed,
+		// and its own claim then held every redelivery off for the lease.
+		{"own create again (a retried commit): acquired", func() (Claim, error) { return claims.Begin(ctx, "b/1", "w1", "raw-1", time.Minute) }, Acquired, 1},
 		{"same origin inside the lease: held", func() (Claim, error) { return claims.Begin(ctx, "b/1", "w2", "raw-1", time.Minute) }, Held, 1},
 		{"other origin: taken", func() (Claim, error) { return claims.Begin(ctx, "b/1", "w3", "raw-2", time.Minute) }, Taken, 1},
 		{"same origin after the lease: taken over", func() (Claim, error) {
