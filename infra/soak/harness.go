@@ -30,7 +30,7 @@ type harness struct {
 func (h *harness) count(res *Result, s *stream, reconnects int) {
 	sentList := s.Sent()
 	routes := h.routes()
-	res.Expected, res.Missing, res.TwitchDropped, res.Retried = 0, nil, 0, 0
+	res.Expected, res.Missing, res.MissingDetail, res.TwitchDropped, res.Retried = 0, nil, nil, 0, 0
 	for _, x := range sentList {
 		r, routed := routes[x.id]
 		switch {
@@ -43,6 +43,8 @@ func (h *harness) count(res *Result, s *stream, reconnects int) {
 		res.Expected++
 		if !h.col.Has(x.id) {
 			res.Missing = append(res.Missing, x.id)
+			res.MissingDetail = append(res.MissingDetail, fmt.Sprintf("%s: sent %s in %q to channel %s; on internal.ingress.v1: %t",
+				x.id, x.at.UTC().Format("15:04:05.000"), x.phase, x.channel, h.ing.Distinct(event.CorrelationIDForEventSub(x.id)) > 0))
 		}
 	}
 	all := h.col.All()

@@ -113,6 +113,9 @@ type Result struct {
 	Transport                    string
 	Expected, Delivered          int
 	Missing                      []string
+	// MissingDetail says, per missing notification, when it was sent, in which
+	// phase, and whether it reached internal.ingress.v1 anyway.
+	MissingDetail []string
 	Duplicates, Redeliveries     int
 	DuplicateFrames, StaleFrames int
 	StaleForwarded               int
@@ -226,6 +229,9 @@ func (r *Result) String() string {
 	if len(r.Missing) > 0 {
 		n := min(len(r.Missing), 10)
 		fmt.Fprintf(&b, "  first lost: %s\n", strings.Join(r.Missing[:n], ", "))
+		for _, d := range r.MissingDetail[:min(len(r.MissingDetail), n)] {
+			fmt.Fprintf(&b, "    %s\n", d)
+		}
 	}
 	writeFaults(&b, r.Faults, conduit)
 	if !conduit {
