@@ -48,6 +48,7 @@ func run() (int, error) {
 		out      = flag.String("out", "docs/perf", "results directory (relative to the module root unless absolute)")
 		envEmu   = flag.Bool("env-emulators", false, "reuse PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST instead of starting emulators")
 		connEnv  = flag.String("connector-env", "", "further connector variables, KEY=VALUE,... (e.g. GOMEMLIMIT=32MiB)")
+		connBin  = flag.String("connector-bin", "", "run this connector binary instead of building ./connector (compare builds side by side)")
 		render   = flag.String("render", "", "only re-render the table and plot from a load.json of an earlier run")
 	)
 	flag.Parse()
@@ -94,7 +95,7 @@ func run() (int, error) {
 	if *rounds < 1 || *rounds > 20 {
 		return 2, fmt.Errorf("-rounds must be from 1 to 20")
 	}
-	o := load.Options{Rates: rs, Rounds: *rounds, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, Log: os.Stderr}
+	o := load.Options{Rates: rs, Rounds: *rounds, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, ConnectorBin: *connBin, Log: os.Stderr}
 	if *envEmu {
 		o.PubSubHost, o.FirestoreHost = os.Getenv("PUBSUB_EMULATOR_HOST"), os.Getenv("FIRESTORE_EMULATOR_HOST")
 	}
