@@ -59,6 +59,7 @@ wait:
 		case <-r.timer.C:
 			break wait
 		case <-r.closing:
+			r.depth.Add(-int64(len(batch)))
 			return r.takeBuffered(batch, size)
 		}
 	}
