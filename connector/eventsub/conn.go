@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -68,9 +69,30 @@ func (s *Session) dial(ctx context.Context, url string) (*conn, error) {
 
 // read pumps c's frames into out until the socket ends. It never drops a frame it
 // read: handover.close drains out until every reader has returned.
+//
+// Per frame it costs one copy of the frame and nothing else: each message is read
+// into one buffer reused for the socket's life, then copied to a slice of exactly
+// its size, which the frame owns from then on (it is published unchanged, and lives
+// until Pub/Sub acknowledges it). websocket.Conn.Read would grow a fresh buffer per
+// message (io.ReadAll: three allocations for a 1 KB frame). The library is given a
+// context that is never done, because with a cancellable one it registers and
+// removes a context.AfterFunc on every frame header and payload read; ctx's end
+// closes the socket once instead (what the library's AfterFunc does), which ends
+// the pending read.
 func (s *Session) read(ctx context.Context, c *conn, out chan<- readResult) {
+	stop := context.AfterFunc(ctx, func() { c.ws.CloseNow() })
+	defer stop()
+	rctx := context.WithoutCancel(ctx)
+	buf := make([]byte, 0, 4<<10)
 	for {
-		_, data, err := c.ws.Read(ctx)
+		var data []byte
+		var err error
+		buf, err = readMessage(rctx, c.ws, buf[:0])
+		if err == nil {
+			data = append([]byte(nil), buf...)
+		} else if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		now := s.o.Now()
 		if err == nil {
 			c.lastRead.Store(now.UnixNano())
@@ -78,6 +100,28 @@ func (s *Session) read(ctx context.Context, c *conn, out chan<- readResult) {
 		out <- readResult{c: c, data: data, at: now, err: err}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// readMessage appends ws's next message to buf (growing it as needed; the socket's
+// read limit bounds it).
+func readMessage(ctx context.Context, ws *websocket.Conn, buf []byte) ([]byte, error) {
+	_, r, err := ws.Reader(ctx)
+	if err != nil {
+		return buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/event"
 )
 
@@ -26,8 +27,34 @@ type Publisher interface {
 // CountIngress counts every notification published through next by subscription type
 // and channel (broadcaster id), read from the raw topic's attributes: the ingress
 // rate of eventsub_ingress_total{type,channel}.
+// When next can also publish a batch (*bus.Publisher) so can the result: the relay
+// then batches itself (a wrapper that hid it would put the relay back on one
+// goroutine per publish).
 func CountIngress(next Publisher, reg *Registry) Publisher {
-	return &ingress{next: next, reg: reg}
+	in := &ingress{next: next, reg: reg}
+	if bp, ok := next.(batchPublisher); ok {
+		return &batchIngress{ingress: in, next: bp}
+	}
+	return in
+}
+
+type batchPublisher interface {
+	PublishBatch(ctx context.Context, topic string, msgs []bus.Message) ([]string, error)
+}
+
+type batchIngress struct {
+	*ingress
+	next batchPublisher
+}
+
+func (p *batchIngress) PublishBatch(ctx context.Context, topic string, msgs []bus.Message) ([]string, error) {
+	ids, err := p.next.PublishBatch(ctx, topic, msgs)
+	if err == nil {
+		for _, m := range msgs {
+			p.counter(m.Attributes[event.AttrEventSubSubscriptionType], m.Attributes[event.AttrEventSubBroadcasterID]).Inc()
+		}
+	}
+	return ids, err
 }
 
 type ingress struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/connector/eventsub"
 	"github.com/bitbrat/twitch-edge/connector/metrics"
+	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
@@ -33,14 +34,20 @@ type Options struct {
 	Topic string
 	// Buffer is how many frames wait for publishing (default 10,000).
 	Buffer int
-	// Workers publish concurrently (default 256; 8 with an AsyncPublisher); the
-	// Pub/Sub client batches them. A worker waits for its acknowledgements, so
-	// throughput is at most Workers × MaxInFlight divided by the publish latency
-	// (64 synchronous workers capped it near 4,900/s on the emulator).
+	// Workers publish concurrently (default 256; 8 with a BatchPublisher). Without
+	// one the Pub/Sub client batches their publishes, and a worker waits for each
+	// acknowledgement, so throughput is at most Workers divided by the publish
+	// latency (64 workers capped it near 4,900/s on the emulator). With one, each
+	// worker publishes a batch per request: up to Workers requests in flight.
 	Workers int
-	// MaxInFlight is how many publishes one worker starts before it waits for their
-	// acknowledgements, with an AsyncPublisher (default 500).
-	MaxInFlight int
+	// BatchDelay is how long a batch waits for more frames after its first
+	// (default 10 ms, the Pub/Sub client's own DelayThreshold): the latency the
+	// relay adds for fewer requests. BatchCount (default 1,000, Pub/Sub's limit per
+	// request) and BatchBytes (default 1 MB, the client's ByteThreshold) send a
+	// batch sooner. With a BatchPublisher only.
+	BatchDelay time.Duration
+	BatchCount int
+	BatchBytes int
 	// MaxBackoff caps the wait between publish retries (default 5 s).
 	MaxBackoff time.Duration
 	// DeadLetterTopic receives what Pub/Sub refuses for good on Topic, with the
@@ -90,6 +97,11 @@ type Relay struct {
 	spilling bool
 	// leftovers are frames whose publish Close cut short, spilled at the end.
 	leftovers []eventsub.Frame
+
+	// collectMu is held by the one worker collecting a batch; timer is its
+	// BatchDelay (BatchPublisher only).
+	collectMu sync.Mutex
+	timer     *time.Timer
 }
 
 // item is one frame on its way to Pub/Sub; spillID is set for a frame replayed from
@@ -104,15 +116,21 @@ func New(pub Publisher, o Options) *Relay {
 	if o.Buffer == 0 {
 		o.Buffer = 10_000
 	}
-	_, async := pub.(AsyncPublisher)
+	_, batches := pub.(BatchPublisher)
 	if o.Workers == 0 {
 		o.Workers = 256
-		if async {
+		if batches {
 			o.Workers = 8
 		}
 	}
-	if o.MaxInFlight == 0 {
-		o.MaxInFlight = 500
+	if o.BatchDelay == 0 {
+		o.BatchDelay = 10 * time.Millisecond
+	}
+	if o.BatchCount == 0 || o.BatchCount > bus.MaxBatchCount {
+		o.BatchCount = bus.MaxBatchCount
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = 1_000_000
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = 5 * time.Second
@@ -140,6 +158,8 @@ func New(pub Publisher, o Options) *Relay {
 		latency:   o.Registry.Histogram("relay_frame_to_publish_seconds", "From frame read to publish acknowledged.", metrics.LatencyBuckets),
 		invalid:   o.Registry.Counter("relay_dead_lettered_total", "Notifications Pub/Sub refused for good, sent to dead-letter."),
 	}
+	r.timer = time.NewTimer(time.Hour)
+	r.timer.Stop()
 	r.bufBytes = o.Registry.Gauge("relay_buffer_bytes", "Bytes of frames in memory for publishing.")
 	if o.Spill != nil {
 		r.sp = newSpiller(r, o.Spill)
@@ -244,8 +264,8 @@ func (r *Relay) warnFull() {
 
 func (r *Relay) work() {
 	defer r.workers.Done()
-	if ap, ok := r.pub.(AsyncPublisher); ok {
-		r.workAsync(ap)
+	if bp, ok := r.pub.(BatchPublisher); ok {
+		r.workBatch(bp)
 		return
 	}
 	for {

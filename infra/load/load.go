@@ -54,6 +54,10 @@ type Options struct {
 	StartupRuns int
 	// BinDir receives the built binaries. Default: a temporary directory.
 	BinDir string
+	// ConnectorBin runs this connector binary instead of building one from the
+	// module (to compare two builds side by side, or the deployment's
+	// -trimpath -ldflags="-s -w" build).
+	ConnectorBin string
 	// PubSubHost and FirestoreHost name emulators already running to reuse
 	// ("127.0.0.1:PORT"); for each one left empty the run starts its own.
 	PubSubHost, FirestoreHost string
@@ -177,7 +181,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		defer os.RemoveAll(bin)
 	}
 	logf("building the connector and the functions server")
-	bins := []stack.Binary{stack.Connector}
+	var bins []stack.Binary
+	if o.ConnectorBin == "" {
+		bins = append(bins, stack.Connector)
+	}
 	if o.StartupRuns > 0 {
 		bins = append(bins, stack.Functions)
 	}
@@ -185,6 +192,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, err
 	}
 	connBin, fnBin := filepath.Join(bin, stack.Connector.Name), filepath.Join(bin, stack.Functions.Name)
+	if o.ConnectorBin != "" {
+		connBin = o.ConnectorBin
+	}
 
 	emus, stopEmus, err := startEmulators(ctx, o.PubSubHost, o.FirestoreHost)
 	if err != nil {

@@ -80,3 +80,47 @@ func TestOversizeMessageIsInvalid(t *testing.T) {
 		t.Fatalf("got %v/%s (%v), want invalid %s", fault.KindOf(err), fault.CodeOf(err, ""), err, CodeMessageTooLarge)
 	}
 }
+
+// PublishBatch sends every message in one request, data and attributes unchanged, and
+// a missing topic is a classified, permanent error for the whole batch.
+func TestPublishBatch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := NewClient(ctx, emulators.ProjectID(t), WithEmulator(emulators.Host(emulators.PubSub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if err := EnsureTopics(ctx, client, "batch"); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureSubscription(ctx, client, SubscriptionSpec{Name: "batch-sub", Topic: "batch"}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(client, nil)
+	defer p.Close()
+	msgs := []Message{
+		{Data: []byte(`{"n":1}`), Attributes: map[string]string{"k": "1"}},
+		{Data: []byte(`{"n":2}`), Attributes: map[string]string{"k": "2"}},
+		{Data: []byte(`{"n":3}`)},
+	}
+	ids, err := p.PublishBatch(ctx, "batch", msgs)
+	if err != nil || len(ids) != len(msgs) {
+		t.Fatalf("publish batch: ids %v, err %v", ids, err)
+	}
+	got, err := Collect(ctx, client, "batch-sub", len(msgs), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byData := map[string]map[string]string{}
+	for _, m := range got {
+		byData[string(m.Data)] = m.Attributes
+	}
+	if len(got) != 3 || byData[`{"n":1}`]["k"] != "1" || byData[`{"n":2}`]["k"] != "2" || len(byData[`{"n":3}`]) != 0 {
+		t.Fatalf("got %+v", got)
+	}
+	_, err = p.PublishBatch(ctx, "no-such-topic", msgs)
+	if fault.KindOf(err) != fault.Permanent || fault.CodeOf(err, "") != "PUBSUB_NOT_FOUND" {
+		t.Fatalf("missing topic: want permanent PUBSUB_NOT_FOUND, got %v (%v)", fault.KindOf(err), err)
+	}
+}

@@ -28,6 +28,13 @@ import (
 )
 
 func main() {
+	if spec := os.Getenv(load.FloorSenderEnv); spec != "" {
+		if err := load.FloorSend(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	code, err := run()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -48,6 +55,8 @@ func run() (int, error) {
 		out      = flag.String("out", "docs/perf", "results directory (relative to the module root unless absolute)")
 		envEmu   = flag.Bool("env-emulators", false, "reuse PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST instead of starting emulators")
 		connEnv  = flag.String("connector-env", "", "further connector variables, KEY=VALUE,... (e.g. GOMEMLIMIT=32MiB)")
+		connBin  = flag.String("connector-bin", "", "run this connector binary instead of building ./connector (compare builds side by side)")
+		floor    = flag.Bool("floor", false, "only measure the floor: the CPU this Go process spends just reading 1 KB messages from a socket at each of -rates, for -duration each (no connector, no emulators)")
 		render   = flag.String("render", "", "only re-render the table and plot from a load.json of an earlier run")
 	)
 	flag.Parse()
@@ -73,6 +82,19 @@ func run() (int, error) {
 	if *duration <= 0 || *duration > 10*time.Minute {
 		return 2, fmt.Errorf("-duration must be positive and at most 10m")
 	}
+	if *floor {
+		fmt.Printf("Socket-read floor, %s, GOMAXPROCS=%s, load average %s\n\n", time.Now().UTC().Format(time.RFC3339), os.Getenv("GOMAXPROCS"), loadavg())
+		fmt.Println("| rate /s | messages | CPU s | CPU µs / message |\n|---:|---:|---:|---:|")
+		for _, r := range rs {
+			f, err := load.Floor(r, *duration)
+			if err != nil {
+				return 1, err
+			}
+			fmt.Printf("| %d | %d | %.3f | %.1f |\n", r, f.Messages, f.CPU.Seconds(), float64(f.PerMessage().Nanoseconds())/1e3)
+		}
+		fmt.Printf("\nload average at the end: %s\n", loadavg())
+		return 0, nil
+	}
 	cenv := map[string]string{}
 	for _, kv := range strings.Split(*connEnv, ",") {
 		if kv = strings.TrimSpace(kv); kv == "" {
@@ -94,7 +116,7 @@ func run() (int, error) {
 	if *rounds < 1 || *rounds > 20 {
 		return 2, fmt.Errorf("-rounds must be from 1 to 20")
 	}
-	o := load.Options{Rates: rs, Rounds: *rounds, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, Log: os.Stderr}
+	o := load.Options{Rates: rs, Rounds: *rounds, Duration: *duration, Drain: *drain, StartupRuns: sr, ConnectorEnv: cenv, ConnectorBin: *connBin, Log: os.Stderr}
 	if *envEmu {
 		o.PubSubHost, o.FirestoreHost = os.Getenv("PUBSUB_EMULATOR_HOST"), os.Getenv("FIRESTORE_EMULATOR_HOST")
 	}
@@ -153,4 +175,16 @@ func write(rep *load.Report, dir, cmdline string) error {
 	}
 	fmt.Fprintf(os.Stderr, "load: wrote the results to %s\n", dir)
 	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

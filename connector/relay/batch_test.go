@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitbrat/twitch-edge/connector/metrics"
 	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/emulators"
 	"github.com/bitbrat/twitch-edge/shared/event"
@@ -13,9 +14,11 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(emulators.RunTests(m, emulators.PubSub)) }
 
-// With the real publisher the relay starts many publishes per worker and collects
-// the acknowledgements; every frame arrives once, none is left over.
-func TestRelayAsyncPublishesEachFrameOnce(t *testing.T) {
+// With the real publisher, and wrapped by the connector's ingress counter as in
+// production, the relay publishes batches itself; every frame arrives once, none is
+// left over (the counter used to hide the batching method, so
+// the connector ran 256 goroutines each waiting for one publish).
+func TestRelayBatchesPublishesEachFrameOnce(t *testing.T) {
 	ctx := context.Background()
 	ps, err := bus.NewClient(ctx, emulators.ProjectID(t), bus.WithEmulator(emulators.Host(emulators.PubSub)))
 	if err != nil {
@@ -28,9 +31,14 @@ func TestRelayAsyncPublishesEachFrameOnce(t *testing.T) {
 	if err := bus.EnsureSubscription(ctx, ps, bus.SubscriptionSpec{Name: "raw-watch", Topic: "raw"}); err != nil {
 		t.Fatal(err)
 	}
-	pub := bus.NewPublisher(ps, nil)
-	t.Cleanup(pub.Close)
-	r := New(pub, Options{Topic: "raw", Workers: 2, MaxInFlight: 50})
+	bp := bus.NewPublisher(ps, nil)
+	t.Cleanup(bp.Close)
+	reg := metrics.New()
+	pub := metrics.CountIngress(bp, reg)
+	if _, ok := pub.(BatchPublisher); !ok {
+		t.Fatalf("CountIngress(*bus.Publisher) is a %T, not a BatchPublisher: the relay would not batch", pub)
+	}
+	r := New(pub, Options{Topic: "raw", Workers: 2, BatchCount: 50, Registry: reg})
 	const n = 1000
 	for i := range n {
 		if err := r.Forward(ctx, frame(i)); err != nil {
