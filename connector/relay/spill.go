@@ -104,7 +104,7 @@ func (sp *spiller) entry(f eventsub.Frame) store.Spilled {
 	sp.lastAt = now
 	sp.seq++
 	return store.Spilled{ID: store.SpillID(now, sp.r.o.Instance, sp.seq), Data: f.Data, MessageID: f.MessageID,
-		MessageTimestamp: f.MessageTimestamp, Received: f.Received}
+		MessageTimestamp: f.MessageTimestamp, Received: f.Received, Overlap: f.Overlap}
 }
 
 func (sp *spiller) warn() {
@@ -267,6 +267,7 @@ func (sp *spiller) replayLoop() {
 				cursor = s.ID
 				continue
 			}
+			f.Overlap = s.Overlap
 			select {
 			case r.buf <- item{f: f, spillID: s.ID}:
 				r.queued(f)

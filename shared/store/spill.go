@@ -26,6 +26,10 @@ type Spilled struct {
 	MessageID        string
 	MessageTimestamp time.Time
 	Received         time.Time
+	// Overlap: the frame was read during a hand-off's overlap (eventsub.Frame's
+	// Overlap). Its replay must carry the mark too, or Normalize would claim the
+	// published copy by content and the replayed one by message id, and publish both.
+	Overlap bool
 }
 
 // SpillID is the document id of the seq-th frame spilled by instance at t.
@@ -38,6 +42,7 @@ type spillDoc struct {
 	MessageID        string    `firestore:"messageId"`
 	MessageTimestamp time.Time `firestore:"messageTimestamp"`
 	Received         time.Time `firestore:"received"`
+	Overlap          bool      `firestore:"overlap,omitempty"`
 	SpilledAt        time.Time `firestore:"spilledAt"`
 	ExpireAt         time.Time `firestore:"expireAt"`
 }
@@ -62,7 +67,7 @@ func (s *Spill) Write(ctx context.Context, frames []Spilled) error {
 	for _, f := range frames {
 		j, err := bw.Set(s.c.Collection(CollectionSpill).Doc(f.ID), spillDoc{
 			Data: f.Data, MessageID: f.MessageID, MessageTimestamp: f.MessageTimestamp, Received: f.Received,
-			SpilledAt: now, ExpireAt: now.Add(spillRetention),
+			Overlap: f.Overlap, SpilledAt: now, ExpireAt: now.Add(spillRetention),
 		})
 		if err != nil {
 			bw.End()
@@ -97,7 +102,7 @@ func (s *Spill) Read(ctx context.Context, after, upTo string, limit int) ([]Spil
 			return nil, classify(err, "decode spilled notification %s", sn.Ref.ID)
 		}
 		out = append(out, Spilled{ID: sn.Ref.ID, Data: d.Data, MessageID: d.MessageID,
-			MessageTimestamp: d.MessageTimestamp, Received: d.Received})
+			MessageTimestamp: d.MessageTimestamp, Received: d.Received, Overlap: d.Overlap})
 	}
 	return out, nil
 }

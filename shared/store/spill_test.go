@@ -9,7 +9,7 @@ import (
 
 // TestSpillReadsInOrderUpToABound: spilled frames come back in id order (time
 // first, across instances), never past the bound the relay gives (what it has
-// committed), and go once deleted.
+// committed), with what they were spilled with, and go once deleted.
 func TestSpillReadsInOrderUpToABound(t *testing.T) {
 	ctx := context.Background()
 	sp := NewSpill(newFirestore(t))
@@ -22,7 +22,8 @@ func TestSpillReadsInOrderUpToABound(t *testing.T) {
 			inst = "a"
 		}
 		frames = append(frames, Spilled{ID: SpillID(t0.Add(time.Duration(i)*time.Millisecond), inst, uint64(i+1)),
-			Data: []byte(fmt.Sprintf(`{"n":%d}`, i)), MessageID: fmt.Sprint("m", i), MessageTimestamp: t0, Received: t0})
+			Data: []byte(fmt.Sprintf(`{"n":%d}`, i)), MessageID: fmt.Sprint("m", i), MessageTimestamp: t0, Received: t0,
+			Overlap: i%2 == 1})
 	}
 	// Written out of order, in two batches.
 	if err := sp.Write(ctx, []Spilled{frames[3], frames[0], frames[4]}); err != nil {
@@ -39,8 +40,9 @@ func TestSpillReadsInOrderUpToABound(t *testing.T) {
 		t.Fatalf("read %d up to the 4th, want 4", len(got))
 	}
 	for i, g := range got {
+		// The overlap mark comes back: the replay publishes it as the first attempt did.
 		if g.ID != frames[i].ID || string(g.Data) != string(frames[i].Data) || g.MessageID != frames[i].MessageID ||
-			!g.Received.Equal(t0) {
+			!g.Received.Equal(t0) || g.Overlap != frames[i].Overlap {
 			t.Fatalf("frame %d: %+v, want %+v", i, g, frames[i])
 		}
 	}
