@@ -298,23 +298,3 @@ func (c *Claims) Release(ctx context.Context, key, owner string) error {
 	})
 	return classify(err, "release claim %s/%s", c.collection, key)
 }
-
-// Get reads the claim on key without changing it; ok is false when there is none.
-func (c *Claims) Get(ctx context.Context, key string) (Claim, bool, error) {
-	snap, err := c.doc(key).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return Claim{}, false, nil
-	}
-	if err != nil {
-		return Claim{}, false, classify(err, "get claim %s/%s", c.collection, key)
-	}
-	var d claimDoc
-	if err := snap.DataTo(&d); err != nil {
-		return Claim{}, false, classify(err, "decode claim %s/%s", c.collection, key)
-	}
-	st := Acquired
-	if d.State == claimDone {
-		st = Completed
-	}
-	return Claim{State: st, Owner: d.Owner, LeaseUntil: d.LeaseUntil, Attempts: d.Attempts, Result: d.Result, Sending: d.Sending}, true, nil
-}

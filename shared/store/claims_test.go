@@ -111,7 +111,7 @@ func TestClaimsLifecycle(t *testing.T) {
 			t.Fatalf("%s: got %v attempt %d, want %v attempt %d", s.name, c.State, c.Attempts, s.state, s.attempt)
 		}
 	}
-	c, ok, err := claims.Get(ctx, "k/1")
+	c, ok, err := claims.Peek(ctx, "k/1")
 	if err != nil || !ok || c.Result != `{"id":"m-9"}` {
 		t.Fatalf("get = %+v %v %v", c, ok, err)
 	}
