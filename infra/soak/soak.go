@@ -14,7 +14,8 @@
 //
 // What is counted, precisely:
 //
-//   - Expected: every notification the fake Twitch wrote to an open socket. Before a
+//   - Expected: every notification the fake Twitch wrote to an open socket (of a
+//     hand-off's two copies of one event, one forwarded is enough). Before a
 //     fault that cuts the socket (silence, drop, connector restart, and the Pub/Sub
 //     restart that discards topics) the stream is paused until what was sent has been
 //     read, so that nothing is in flight in the fake's send queue when the socket
