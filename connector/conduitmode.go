@@ -82,10 +82,10 @@ type holderState struct {
 	// only until Twitch shows the shard on another session (HolderOptions.Drain).
 	drain     chan struct{}
 	drainOnce sync.Once
-	session string
-	up      bool
-	since   time.Time
-	reason  string
+	session   string
+	up        bool
+	since     time.Time
+	reason    string
 }
 
 func newConduitMode(a *App, api ConduitHelix, hooks WebhookShardKeeper, channelIDs []string) *conduitMode {

@@ -111,12 +111,12 @@ func (e Egress) OK() bool {
 // Result are the counts.
 type Result struct {
 	// Transport is Options.Transport.
-	Transport                    string
-	Expected, Delivered          int
-	Missing                      []string
+	Transport           string
+	Expected, Delivered int
+	Missing             []string
 	// MissingDetail says, per missing notification, when it was sent, in which
 	// phase, and whether it reached internal.ingress.v1 anyway.
-	MissingDetail []string
+	MissingDetail                []string
 	Duplicates, Redeliveries     int
 	DuplicateFrames, StaleFrames int
 	StaleForwarded               int
