@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitbrat/twitch-edge/functions/egress"
 	"github.com/bitbrat/twitch-edge/functions/trigger"
+	"github.com/bitbrat/twitch-edge/shared/bus"
 	"github.com/bitbrat/twitch-edge/shared/fault"
 	"github.com/bitbrat/twitch-edge/shared/store"
 	"github.com/bitbrat/twitch-edge/shared/telemetry"
@@ -42,7 +43,7 @@ func MetricsHandler() http.Handler {
 func observed(name string, e *env) trigger.Option {
 	tracer := e.tel.Tracer(scope)
 	return trigger.Observe(func(ctx context.Context, m trigger.Message) (context.Context, func(error)) {
-		ctx = e.tel.Propagator.Extract(ctx, pubsubCarrier(m.Attributes))
+		ctx = e.tel.Propagator.Extract(ctx, bus.AttributeCarrier(m.Attributes))
 		ctx, span := tracer.Start(ctx, name+" process", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.system", "gcp_pubsub"),
 				attribute.String("messaging.message.id", m.ID), attribute.String("messaging.destination.name", m.Topic)))
@@ -59,24 +60,6 @@ func observed(name string, e *env) trigger.Option {
 			e.ins.Message(ctx, name, outcome, code)
 		}
 	})
-}
-
-// pubsubCarrier reads the trace context from a message's attributes under the
-// Pub/Sub client library's prefix.
-type pubsubCarrier map[string]string
-
-const pubsubTracePrefix = "googclient_"
-
-func (c pubsubCarrier) Get(key string) string { return c[pubsubTracePrefix+key] }
-func (c pubsubCarrier) Set(key, v string)     { c[pubsubTracePrefix+key] = v }
-func (c pubsubCarrier) Keys() []string {
-	var out []string
-	for k := range c {
-		if rest, ok := strings.CutPrefix(k, pubsubTracePrefix); ok {
-			out = append(out, rest)
-		}
-	}
-	return out
 }
 
 // outcomes counts the delivery outcomes an egress function publishes to finalize.

@@ -91,7 +91,7 @@ func TestObservedContinuesTheMessagesTraceAndCountsOutcomes(t *testing.T) {
 	// Pub/Sub client writes it (googclient_traceparent).
 	pctx, parent := e.tel.Tracer("test").Start(ctx, "upstream create")
 	attrs := map[string]string{}
-	e.tel.Propagator.Inject(pctx, pubsubCarrier(attrs))
+	e.tel.Propagator.Inject(pctx, bus.AttributeCarrier(attrs))
 	parent.End()
 	if attrs["googclient_traceparent"] == "" {
 		t.Fatalf("no googclient_traceparent in %v", attrs)

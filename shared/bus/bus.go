@@ -225,7 +225,9 @@ type Message struct {
 // to a goroutine). The request must fit Pub/Sub's limits: at most MaxBatchCount
 // messages and 10 MB; the client library's own retry of transient codes (its
 // default call options: 60 s) applies.
-func (p *Publisher) PublishBatch(ctx context.Context, topic string, msgs []Message) ([]string, error) {
+func (p *Publisher) PublishBatch(ctx context.Context, topic string, msgs []Message) (ids []string, err error) {
+	msgs, end := traceBatch(ctx, topic, msgs)
+	defer func() { end(err) }()
 	req := &pubsubpb.PublishRequest{Topic: TopicName(p.client, topic), Messages: make([]*pubsubpb.PubsubMessage, len(msgs))}
 	all := make([]pubsubpb.PubsubMessage, len(msgs))
 	for i, m := range msgs {
