@@ -151,15 +151,9 @@ func (b *SendBudgets) budgetRef(key string) *firestore.DocumentRef {
 func takeSlot(tx *firestore.Transaction, ref *firestore.DocumentRef, bud Budget, clock func() time.Time) (next *budgetDoc, at time.Time, ok bool, retryAt time.Time, left int, err error) {
 	keep, horizon := bud.keep()
 	left = keep
-	snap, err := tx.Get(ref)
-	if err != nil && status.Code(err) != codes.NotFound {
+	d, _, err := getIn[budgetDoc](tx, ref)
+	if err != nil {
 		return nil, time.Time{}, false, time.Time{}, 0, err
-	}
-	var d budgetDoc
-	if snap != nil && snap.Exists() {
-		if err := snap.DataTo(&d); err != nil {
-			return nil, time.Time{}, false, time.Time{}, 0, err
-		}
 	}
 	now := clock().UTC().Truncate(time.Microsecond)
 	var sent []time.Time

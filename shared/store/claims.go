@@ -122,15 +122,14 @@ func (c *Claims) Acquire(ctx context.Context, key, owner string, lease time.Dura
 	var out Claim
 	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		now := c.now()
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
+		d, exists, err := getIn[claimDoc](tx, ref)
+		if err != nil {
 			return err
 		}
-		d := claimDoc{CreatedAt: now}
-		if snap != nil && snap.Exists() {
-			if err := snap.DataTo(&d); err != nil {
-				return err
-			}
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = now
+		}
+		if exists {
 			switch {
 			case d.State == claimDone:
 				out = Claim{State: Completed, Owner: d.Owner, Attempts: d.Attempts, Result: d.Result}
@@ -237,15 +236,9 @@ func (c *Claims) MarkSending(ctx context.Context, key, owner string, lease time.
 	ref := c.doc(key)
 	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		now := c.now()
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
+		d, _, err := getIn[claimDoc](tx, ref)
+		if err != nil {
 			return err
-		}
-		var d claimDoc
-		if snap != nil && snap.Exists() {
-			if err := snap.DataTo(&d); err != nil {
-				return err
-			}
 		}
 		if d.State != claimPending || d.Owner != owner {
 			return fault.New(fault.Transient, CodeInProgress, "claim %s/%s is no longer held by %s", c.collection, key, owner)
@@ -280,15 +273,8 @@ func (c *Claims) Complete(ctx context.Context, key, owner, result string) error 
 func (c *Claims) Release(ctx context.Context, key, owner string) error {
 	ref := c.doc(key)
 	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if status.Code(err) == codes.NotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var d claimDoc
-		if err := snap.DataTo(&d); err != nil {
+		d, exists, err := getIn[claimDoc](tx, ref)
+		if err != nil || !exists {
 			return err
 		}
 		if d.State != claimPending || d.Owner != owner {

@@ -110,15 +110,14 @@ func (c *Claims) claimExisting(ctx context.Context, ref *firestore.DocumentRef, 
 	err = c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		out, retryAt, left = Claim{}, time.Time{}, -1
 		now := c.now()
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
+		d, exists, err := getIn[claimDoc](tx, ref)
+		if err != nil {
 			return err
 		}
-		d := claimDoc{CreatedAt: now}
-		if snap != nil && snap.Exists() {
-			if err := snap.DataTo(&d); err != nil {
-				return err
-			}
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = now
+		}
+		if exists {
 			switch {
 			case d.State == claimDone:
 				out = Claim{State: Completed, Owner: d.Owner, Attempts: d.Attempts, Result: d.Result, Finalized: d.Finalized}

@@ -132,3 +132,19 @@ func classify(err error, format string, args ...any) error {
 		return fault.Wrap(fault.Permanent, "FIRESTORE_ERROR", err, "%s", what)
 	}
 }
+
+// getIn reads the document at ref in tx into a T: exists is false (and d the zero T)
+// when there is none.
+func getIn[T any](tx *firestore.Transaction, ref *firestore.DocumentRef) (d T, exists bool, err error) {
+	snap, err := tx.Get(ref)
+	if status.Code(err) == codes.NotFound {
+		return d, false, nil
+	}
+	if err != nil {
+		return d, false, err
+	}
+	if err := snap.DataTo(&d); err != nil {
+		return d, true, err
+	}
+	return d, true, nil
+}
