@@ -7,8 +7,6 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
 // Claims makes a side effect (publishing an event, sending a chat message) happen
@@ -75,7 +73,7 @@ type Claim struct {
 	// Result is what Complete stored (for Completed claims).
 	Result string
 	// Sending reports that an earlier holder marked the action as started
-	// (MarkSending) and never completed it: its outcome is unknown, so an action that
+	// (ClaimSend with a slot) and never completed it: its outcome is unknown, so an action that
 	// must not happen twice is not redone.
 	Sending bool
 	// Finalized is what Finish recorded: the claimed action's outcome was reported
@@ -223,33 +221,6 @@ func (c *Claims) Begin(ctx context.Context, key, owner, origin string, lease tim
 		return Claim{State: Held, Owner: cur.Owner, LeaseUntil: cur.LeaseUntil, Attempts: cur.Attempts}, nil
 	}
 	return Claim{}, classify(err, "take over claim %s/%s", c.collection, key)
-}
-
-// MarkSending records, just before an action that cannot be undone or safely
-// repeated (a Helix send), that owner is doing it now, and renews the lease. It fails
-// (Transient, CodeInProgress) when owner no longer holds the claim: the lease ran out
-// and another worker took over, so the caller must not act. The mark is sticky: every
-// later Acquire of the key reports Sending until Complete, so a take-over after a
-// crash mid-send knows the outcome is unknown. Release removes it (use Release only
-// when the action certainly did not happen).
-func (c *Claims) MarkSending(ctx context.Context, key, owner string, lease time.Duration) error {
-	ref := c.doc(key)
-	err := c.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		now := c.now()
-		d, _, err := getIn[claimDoc](tx, ref)
-		if err != nil {
-			return err
-		}
-		if d.State != claimPending || d.Owner != owner {
-			return fault.New(fault.Transient, CodeInProgress, "claim %s/%s is no longer held by %s", c.collection, key, owner)
-		}
-		return tx.Update(ref, []firestore.Update{
-			{Path: "sending", Value: true},
-			{Path: "leaseUntil", Value: now.Add(lease)},
-			{Path: "updatedAt", Value: now},
-		})
-	})
-	return classify(err, "mark claim %s/%s sending", c.collection, key)
 }
 
 // Complete marks key done with result. It does not check the owner: once the action

@@ -11,7 +11,6 @@ import (
 	"cloud.google.com/go/firestore"
 
 	"github.com/bitbrat/twitch-edge/shared/emulators"
-	"github.com/bitbrat/twitch-edge/shared/fault"
 )
 
 func newFirestore(t *testing.T) *firestore.Client {
@@ -153,41 +152,5 @@ func TestDocID(t *testing.T) {
 		if (got == k) != keep || strings.Contains(got, "/") {
 			t.Errorf("DocID(%.20q) = %.20q", k, got)
 		}
-	}
-}
-
-// A send marked in flight stays marked for every later holder, and a worker whose
-// lease was taken over cannot mark (and so cannot send).
-func TestClaimsMarkSending(t *testing.T) {
-	ctx := context.Background()
-	clk := &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
-	claims := NewClaims(newFirestore(t), CollectionDeliveries, time.Hour, clk.Now)
-	c, err := claims.Acquire(ctx, "send-1", "a", time.Minute)
-	if err != nil || c.State != Acquired || c.Sending {
-		t.Fatalf("first acquire %+v, %v", c, err)
-	}
-	if err := claims.MarkSending(ctx, "send-1", "a", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(2 * time.Minute) // a dies mid-send; its lease runs out
-	c, err = claims.Acquire(ctx, "send-1", "b", time.Minute)
-	if err != nil || c.State != Acquired || !c.Sending || c.Attempts != 2 {
-		t.Fatalf("take-over %+v, %v; want acquired with Sending", c, err)
-	}
-	if err := claims.MarkSending(ctx, "send-1", "a", time.Minute); fault.CodeOf(err, "") != CodeInProgress {
-		t.Fatalf("mark by the old holder: %v, want %s", err, CodeInProgress)
-	}
-	clk.Advance(2 * time.Minute)
-	if c, _ := claims.Acquire(ctx, "send-1", "c", time.Minute); !c.Sending {
-		t.Fatalf("second take-over lost the mark: %+v", c)
-	}
-	if err := claims.MarkSending(ctx, "never-acquired", "a", time.Minute); fault.CodeOf(err, "") != CodeInProgress {
-		t.Fatalf("mark without a claim: %v", err)
-	}
-	if err := claims.Release(ctx, "send-1", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if c, _ := claims.Acquire(ctx, "send-1", "d", time.Minute); c.Sending || c.State != Acquired {
-		t.Fatalf("after release %+v, want a fresh claim", c)
 	}
 }

@@ -32,7 +32,7 @@ var errClaimExists = errors.New("claim exists")
 // ClaimSend claims key for owner, for an action that must not happen twice (a Helix
 // send), and with slot (when not nil) takes the send's budget slot in the same
 // transaction: both are written, or neither. A claim made with a slot is marked in
-// flight from the start (Sending, as MarkSending would), so the caller sends right
+// flight from the start (Sending), so the caller sends right
 // after; one made without (slot nil) is a plain pending claim, for an outcome decided
 // without sending (a refusal).
 //
