@@ -36,7 +36,8 @@ import (
 //     delivery that finds the claim finished acknowledges and publishes nothing.
 //
 // So a delivered single-part message costs 3 writes here (budget, claim, finish) and
-// 1 read (the budget); Finalize adds its own write. What the redeliveries Pub/Sub can
+// 1 read (the budget); a whisper one write more (its answer's time in the budget, so
+// that the budget counts it by arrival: store.Budget); Finalize adds its own write. What the redeliveries Pub/Sub can
 // produce (10–600 s backoff, after the ack deadline, concurrent) find, at any time:
 //   - no claim: nothing was sent (a released claim is deleted), so the send is made;
 //   - a claim in flight whose lease holds: IN_PROGRESS, retried after the lease;
