@@ -103,8 +103,10 @@ type histogramSink struct {
 	attrs metric.MeasurementOption
 }
 
-// LatencyBuckets are the default bounds, 0.5 ms to 10 s.
-var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// LatencyBuckets are the default bounds, 0.5 ms to 10 s. 15 and 20 ms are bounds so
+// that the relay's p99 target (20 ms frame → publish acknowledged) is read off the
+// histogram rather than interpolated across 10–25 ms.
+var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // Observe records one duration.
 func (h *Histogram) Observe(d time.Duration) {
