@@ -102,7 +102,7 @@ func (r *Report) Markdown(command string) string {
 			s.PubSubCPU, s.FirestoreCPU, s.BufferFull, s.Reconnects, s.LoadBefore, s.LoadAfter)
 	}
 	b.WriteString("\n- *e2e*: the fake Twitch builds the frame (message_timestamp) → the Pub/Sub emulator accepts the publish (the message's publishTime), per notification, exact quantiles.\n")
-	b.WriteString("- *connector*: the connector's own `relay_frame_to_publish_seconds` (frame read → publish acknowledged), from the histogram's delta over the step, interpolated within buckets (0.5, 1, 2.5, 5, 10, 15, 20, 25, 50 ms, ...).\n")
+	b.WriteString("- *connector*: the connector's own `relay_frame_to_publish_seconds` (frame read → publish acknowledged), from the histogram's delta over the step, interpolated within its buckets (the connector's `metrics.LatencyBuckets`).\n")
 	b.WriteString("- *delivered*: distinct EventSub message ids on a pull subscription of the raw topic; *duplicates*: a message id published twice (a second Pub/Sub message id). Redeliveries by the subscription itself are not duplicates and are not counted.\n")
 	b.WriteString("- *RSS peak*: the connector's VmHWM (reset before each step) and 100 ms samples of VmRSS; *CPU*: utime+stime from /proc, and per second of sending (1.0 = one full core); *CPU µs / notification*: that CPU time over the notifications sent (the whole process: socket, parse, publish, GC, timers); *emu CPU*: the same for the emulators' Java processes, which share the 2 cores.\n")
 	b.WriteString("- *Firestore writes / reads*, *publishes (requests)*: counted by a gRPC proxy between the connector and each emulator (`infra/load/opcount`): documents written and read, messages and publish calls, per notification sent (the lease renewal and session state are in them too).\n")
